@@ -1,0 +1,1 @@
+"""The Fashion-MNIST CNN: feature keys, Transform preprocessing, Keras model, export."""

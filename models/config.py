@@ -1,0 +1,59 @@
+"""Typed hyperparameters of the CNN, with the defaults the design asks for."""
+
+import dataclasses
+from typing import Any, Dict, Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Architecture, optimizer, regularization, augmentation and training knobs.
+
+  Travels to the Trainer as `custom_config['model']` (a plain dict), so the same
+  values are visible in MLMD and in the Vertex UI.
+  """
+  conv_filters: Tuple[int, ...] = (32, 64, 128)
+  dense_units: int = 512
+  conv_dropout: float = 0.25
+  dense_dropout: float = 0.5
+  learning_rate: float = 1e-3
+  clipnorm: float = 1.0
+  weight_decay: float = 1e-5
+  # Augmentation (active only while training).
+  rotation_degrees: float = 15.0
+  shift_fraction: float = 0.15
+  shear_fraction: float = 0.15
+  zoom_fraction: float = 0.15
+  horizontal_flip: bool = True
+  # Share of images that get the affine transform (flip is separate).
+  augment_probability: float = 0.5
+  # Training loop.
+  epochs: int = 30
+  batch_size: int = 128
+  early_stopping_patience: int = 6
+  lr_reduce_patience: int = 2
+  lr_reduce_factor: float = 0.5
+  min_learning_rate: float = 1e-5
+  shuffle_buffer: int = 10_000
+  seed: int = 42
+
+  def to_dict(self) -> Dict[str, Any]:
+    d = dataclasses.asdict(self)
+    d['conv_filters'] = list(self.conv_filters)
+    return d
+
+  @classmethod
+  def from_dict(cls, d: Dict[str, Any]) -> 'ModelConfig':
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise ValueError(f'unknown model config keys: {unknown}')
+    d = dict(d)
+    if 'conv_filters' in d:
+      d['conv_filters'] = tuple(int(f) for f in d['conv_filters'])
+    return cls(**d)
+
+  def run_name(self) -> str:
+    """A name that says what was trained, e.g. `custom-cnn-32-64-128-512-0.25-0.5`."""
+    filters = '-'.join(str(f) for f in self.conv_filters)
+    return (f'custom-cnn-{filters}-{self.dense_units}-'
+            f'{self.conv_dropout}-{self.dense_dropout}')

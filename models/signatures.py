@@ -1,0 +1,94 @@
+"""Serving signatures: the Transform graph travels inside the SavedModel.
+
+- `serving_default`: raw pixels as float32 0..255, shape [N, 28, 28] or [N, 784]
+  (what TF Serving's JSON API gives us), -> probabilities, class ids and names.
+- `serving_uint8`: the same for uint8 pixels (gRPC clients sending raw bytes).
+- `examples`: serialized raw `tf.Example`s, for TFMA and batch jobs.
+- `transform_features`: raw `tf.Example`s -> Transform output (debugging/TFMA).
+"""
+
+from typing import Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+PROBABILITIES = 'probabilities'
+CLASS_IDS = 'class_ids'
+CLASS_NAMES = 'class_names'
+PIXELS_INPUT = 'pixels'
+
+
+def _predictions(model, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  probabilities = model(
+      transformed[features.transformed_name(features.IMAGE_KEY)], training=False)
+  class_ids = tf.argmax(probabilities, axis=1)
+  names = tf.constant(features.CLASS_NAMES)
+  return {
+      PROBABILITIES: probabilities,
+      CLASS_IDS: class_ids,
+      CLASS_NAMES: tf.gather(names, class_ids),
+  }
+
+
+def _raw_pixels_to_features(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
+  """Checks shape and range of client pixels and shapes them like tf.Examples."""
+  pixels = tf.cast(pixels, tf.float32)
+  tf.debugging.assert_rank_at_least(
+      pixels, 2, message='pixels must be a batch: [N, 28, 28] or [N, 784]')
+  per_image = tf.reduce_prod(tf.shape(pixels)[1:])
+  tf.debugging.assert_equal(
+      per_image, features.NUM_PIXELS,
+      message='each image must have 28x28 = 784 pixels')
+  # NaN fails both comparisons, so it is rejected too.
+  tf.debugging.assert_equal(
+      tf.reduce_all((pixels >= 0.0) & (pixels <= features.PIXEL_MAX)), True,
+      message='pixel values must be numbers in [0, 255]')
+  flat = tf.reshape(pixels, [-1, features.NUM_PIXELS])
+  return {features.IMAGE_KEY: tf.cast(tf.round(flat), tf.int64)}
+
+
+def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput):
+  """Returns the signatures to save with the model."""
+  # Tracked as an attribute so the Transform assets are saved with the model.
+  model.tft_layer = tf_transform_output.transform_features_layer()
+  raw_spec = tf_transform_output.raw_feature_spec()
+  serving_spec = {k: v for k, v in raw_spec.items() if k != features.LABEL_KEY}
+
+  def predict_pixels(pixels):
+    return _predictions(model, model.tft_layer(_raw_pixels_to_features(pixels)))
+
+  @tf.function(input_signature=[
+      tf.TensorSpec(shape=None, dtype=tf.float32, name=PIXELS_INPUT)])
+  def serve_float(pixels):
+    return predict_pixels(pixels)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec(shape=None, dtype=tf.uint8, name=PIXELS_INPUT)])
+  def serve_uint8(pixels):
+    return predict_pixels(pixels)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
+  def serve_examples(serialized):
+    raw = tf.io.parse_example(serialized, serving_spec)
+    return _predictions(model, model.tft_layer(raw))
+
+  @tf.function(input_signature=[
+      tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
+  def transform_features(serialized):
+    return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+
+  return {
+      'serving_default': serve_float,
+      'serving_uint8': serve_uint8,
+      'examples': serve_examples,
+      'transform_features': transform_features,
+  }
+
+
+def export(model, tf_transform_output: tft.TFTransformOutput,
+           export_dir: str) -> None:
+  tf.saved_model.save(model, export_dir,
+                      signatures=make_serving_signatures(model, tf_transform_output))

@@ -1,0 +1,56 @@
+"""The Trainer's `run_fn`: reads Transform output, fits the CNN, exports it.
+
+Kept thin so `build_model` and `export` can be tested without TFX.
+"""
+
+import json
+
+from absl import logging
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from models import features
+from models import model as model_lib
+from models import signatures
+from models.config import ModelConfig
+
+MODEL_CONFIG_KEY = 'model'
+
+
+def input_fn(file_pattern, data_accessor: tfx.components.DataAccessor,
+             tf_transform_output: tft.TFTransformOutput, cfg: ModelConfig,
+             shuffle: bool) -> tf.data.Dataset:
+  """One pass over the transformed examples as (features, label) batches."""
+  return data_accessor.tf_dataset_factory(
+      file_pattern,
+      tfxio.TensorFlowDatasetOptions(
+          batch_size=cfg.batch_size,
+          shuffle=shuffle,
+          shuffle_buffer_size=cfg.shuffle_buffer,
+          shuffle_seed=cfg.seed,
+          num_epochs=1,
+          label_key=features.transformed_name(features.LABEL_KEY)),
+      tf_transform_output.transformed_metadata.schema).prefetch(
+          tf.data.AUTOTUNE)
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+  cfg = ModelConfig.from_dict(
+      (fn_args.custom_config or {}).get(MODEL_CONFIG_KEY, {}))
+  logging.info('Training %s with %s', cfg.run_name(), json.dumps(cfg.to_dict()))
+  keras.utils.set_random_seed(cfg.seed)
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  train = input_fn(fn_args.train_files, fn_args.data_accessor,
+                   tf_transform_output, cfg, shuffle=True)
+  val = input_fn(fn_args.eval_files, fn_args.data_accessor,
+                 tf_transform_output, cfg, shuffle=False)
+
+  model = model_lib.build_model(cfg)
+  model.summary(print_fn=logging.info)
+  model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2,
+            callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir))
+  signatures.export(model, tf_transform_output, fn_args.serving_model_dir)
+  logging.info('Exported %s to %s', cfg.run_name(), fn_args.serving_model_dir)

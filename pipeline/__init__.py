@@ -1,0 +1,1 @@
+"""The TFX pipeline for Fashion-MNIST: ingestion, one pipeline definition, runners."""

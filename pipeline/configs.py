@@ -1,0 +1,49 @@
+"""Every knob of the pipeline in one typed config.
+
+The defaults run locally on the Debian dataset; `from_home(...)` derives all
+local paths from one working directory. Nothing here reads the environment at
+import time; the CLI builds a config from flags.
+"""
+
+import dataclasses
+import os
+from typing import Optional, Tuple
+
+from models.config import ModelConfig
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_SOURCE_DIR = '/usr/share/datasets/fashion-mnist'
+DEFAULT_SCHEMA_DIR = os.path.join(REPO_ROOT, 'schema')
+DEFAULT_HOME = os.path.join(REPO_ROOT, 'work')
+DEFAULT_PIPELINE_NAME = 'fmnist-tfx'
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Paths and knobs that `create_pipeline` receives; nothing is global."""
+  pipeline_name: str
+  pipeline_root: str
+  data_root: str            # span-N/{train,eval,test}/*.tfrecord.gz
+  schema_dir: str           # holds the curated schema.pbtxt
+  serving_dir: str          # the Pusher's base directory (TF Serving layout)
+  metadata_path: Optional[str] = None  # SQLite MLMD (local runs)
+  model: ModelConfig = ModelConfig()
+  min_accuracy: float = 0.90      # Evaluator's value threshold
+  max_accuracy_drop: float = 0.0  # allowed drop vs. the latest blessed model
+  enable_cache: bool = True
+  beam_pipeline_args: Tuple[str, ...] = ('--direct_num_workers=1',)
+
+  @classmethod
+  def from_home(cls, home: str = DEFAULT_HOME, **overrides) -> 'PipelineConfig':
+    """A local config with every path under `home`."""
+    home = os.path.abspath(home)
+    paths = dict(
+        pipeline_name=DEFAULT_PIPELINE_NAME,
+        pipeline_root=os.path.join(home, 'tfx'),
+        data_root=os.path.join(home, 'data'),
+        schema_dir=DEFAULT_SCHEMA_DIR,
+        serving_dir=os.path.join(home, 'serving_model'),
+        metadata_path=os.path.join(home, 'metadata.sqlite'),
+    )
+    paths.update(overrides)
+    return cls(**paths)

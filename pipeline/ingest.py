@@ -1,0 +1,203 @@
+"""IDX -> TFRecord spans: the data feed the pipeline's ExampleGen reads.
+
+Each call writes one span directory `span-N/{train,eval,test}/` of gzipped
+TFRecord `tf.Example`s (`image`: 784 int64 pixels, `label`: int64). New data
+arriving later becomes a new span, the way a production feed grows. The format
+is checked here (magic numbers, header sizes, truncation, counts); the content
+(label domain, image size, drift) is the curated schema's job in the pipeline.
+"""
+
+import dataclasses
+import gzip
+import logging
+import os
+import re
+import struct
+import zlib
+from typing import Iterator, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from models import features
+
+IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+
+TRAIN_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz')
+TEST_FILES = ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+
+SPAN_DIR_RE = re.compile(r'^span-(\d+)$')
+
+
+class IngestError(ValueError):
+  """The source data cannot be turned into a span; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestConfig:
+  source_dir: str
+  output_dir: str
+  span: Optional[int] = None        # None: the next span after the existing ones
+  train_limit: Optional[int] = None  # take a slice of the official train set
+  train_offset: int = 0
+  test_limit: Optional[int] = None
+  test_offset: int = 0
+  eval_fraction: float = 0.1
+  shards: int = 4
+  seed: int = 42
+
+
+def _read_file(path: str) -> bytes:
+  if not tf.io.gfile.exists(path):
+    raise IngestError(f'{path}: file not found')
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    raw = f.read()
+  if path.endswith('.gz'):
+    try:
+      raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+      raise IngestError(f'{path}: not a valid gzip file ({e})') from None
+  return raw
+
+
+def read_idx_images(path: str) -> np.ndarray:
+  """Reads an IDX3 image file into a uint8 array [N, rows, cols]."""
+  raw = _read_file(path)
+  if len(raw) < 16:
+    raise IngestError(f'{path}: {len(raw)} bytes is too short for an IDX3 '
+                      'image header (16 bytes)')
+  magic, n, rows, cols = struct.unpack('>IIII', raw[:16])
+  if magic != IMAGES_MAGIC:
+    raise IngestError(f'{path}: magic number 0x{magic:08x} is not an IDX3 '
+                      f'image file (expected 0x{IMAGES_MAGIC:08x})')
+  expected = 16 + n * rows * cols
+  if len(raw) != expected:
+    raise IngestError(f'{path}: header declares {n} images of {rows}x{cols} '
+                      f'({expected} bytes) but the file has {len(raw)} bytes '
+                      f'({"truncated" if len(raw) < expected else "trailing data"})')
+  return np.frombuffer(raw, np.uint8, offset=16).reshape(n, rows, cols)
+
+
+def read_idx_labels(path: str) -> np.ndarray:
+  """Reads an IDX1 label file into a uint8 array [N]."""
+  raw = _read_file(path)
+  if len(raw) < 8:
+    raise IngestError(f'{path}: {len(raw)} bytes is too short for an IDX1 '
+                      'label header (8 bytes)')
+  magic, n = struct.unpack('>II', raw[:8])
+  if magic != LABELS_MAGIC:
+    raise IngestError(f'{path}: magic number 0x{magic:08x} is not an IDX1 '
+                      f'label file (expected 0x{LABELS_MAGIC:08x})')
+  if len(raw) != 8 + n:
+    raise IngestError(f'{path}: header declares {n} labels ({8 + n} bytes) but '
+                      f'the file has {len(raw)} bytes')
+  return np.frombuffer(raw, np.uint8, offset=8)
+
+
+def read_idx_pair(source_dir: str, files: Tuple[str, str],
+                  offset: int = 0, limit: Optional[int] = None
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+  """Reads matching image and label files, optionally a slice of them."""
+  images_path, labels_path = (os.path.join(source_dir, f) for f in files)
+  images = read_idx_images(images_path)
+  labels = read_idx_labels(labels_path)
+  if len(images) != len(labels):
+    raise IngestError(f'{images_path} has {len(images)} images but '
+                      f'{labels_path} has {len(labels)} labels')
+  end = None if limit is None else offset + limit
+  return images[offset:end], labels[offset:end]
+
+
+def to_example(image: np.ndarray, label: int) -> bytes:
+  """One raw `tf.Example`: the pixels exactly as in the IDX file, and the label."""
+  return tf.train.Example(features=tf.train.Features(feature={
+      features.IMAGE_KEY: tf.train.Feature(
+          int64_list=tf.train.Int64List(value=image.reshape(-1).tolist())),
+      features.LABEL_KEY: tf.train.Feature(
+          int64_list=tf.train.Int64List(value=[int(label)])),
+  })).SerializeToString()
+
+
+def existing_spans(output_dir: str) -> list:
+  if not tf.io.gfile.isdir(output_dir):
+    return []
+  spans = []
+  for name in tf.io.gfile.listdir(output_dir):
+    m = SPAN_DIR_RE.match(name.rstrip('/'))
+    if m:
+      spans.append(int(m.group(1)))
+  return sorted(spans)
+
+
+def write_split(images: np.ndarray, labels: np.ndarray, split_dir: str,
+                shards: int, progress_label: str) -> None:
+  """Writes gzipped TFRecord shards, logging progress every ~10 %."""
+  tf.io.gfile.makedirs(split_dir)
+  n = len(images)
+  shards = max(1, min(shards, n))
+  writers = [tf.io.TFRecordWriter(
+      os.path.join(split_dir, f'data-{i:05d}-of-{shards:05d}.tfrecord.gz'),
+      options='GZIP') for i in range(shards)]
+  step = max(1, n // 10)
+  try:
+    for i, (image, label) in enumerate(zip(images, labels)):
+      writers[i % shards].write(to_example(image, label))
+      if (i + 1) % step == 0 or i + 1 == n:
+        logging.info('%s: %d/%d examples (%d%%)', progress_label, i + 1, n,
+                     100 * (i + 1) // n)
+  finally:
+    for w in writers:
+      w.close()
+
+
+def ingest(cfg: IngestConfig) -> str:
+  """Writes one span from the IDX files; returns its directory.
+
+  The span is written under a temporary name and renamed at the end, so
+  ExampleGen never picks up a half-written span.
+  """
+  train_x, train_y = read_idx_pair(cfg.source_dir, TRAIN_FILES,
+                                   cfg.train_offset, cfg.train_limit)
+  test_x, test_y = read_idx_pair(cfg.source_dir, TEST_FILES,
+                                 cfg.test_offset, cfg.test_limit)
+  if len(train_x) == 0 or len(test_x) == 0:
+    raise IngestError(f'nothing to ingest: {len(train_x)} train and '
+                      f'{len(test_x)} test images selected')
+  if not 0 < cfg.eval_fraction < 1:
+    raise IngestError(f'eval fraction must be in (0, 1), got {cfg.eval_fraction}')
+
+  spans = existing_spans(cfg.output_dir)
+  span = cfg.span if cfg.span is not None else (spans[-1] + 1 if spans else 1)
+  if span in spans:
+    raise IngestError(f'span {span} already exists in {cfg.output_dir}; spans '
+                      'are immutable, ingest new data as a new span')
+  final_dir = os.path.join(cfg.output_dir, f'span-{span}')
+  tmp_dir = os.path.join(cfg.output_dir, f'.tmp-span-{span}')
+  if tf.io.gfile.exists(tmp_dir):
+    tf.io.gfile.rmtree(tmp_dir)
+
+  # A seeded permutation holds out `eval_fraction` of the train images.
+  order = np.random.default_rng(cfg.seed).permutation(len(train_x))
+  n_eval = max(1, int(round(len(train_x) * cfg.eval_fraction)))
+  eval_idx, train_idx = np.sort(order[:n_eval]), np.sort(order[n_eval:])
+  parts = {
+      features.TRAIN_SPLIT: (train_x[train_idx], train_y[train_idx]),
+      features.EVAL_SPLIT: (train_x[eval_idx], train_y[eval_idx]),
+      features.TEST_SPLIT: (test_x, test_y),
+  }
+  for split, (x, y) in parts.items():
+    write_split(x, y, os.path.join(tmp_dir, split), cfg.shards,
+                f'span-{span}/{split}')
+  tf.io.gfile.rename(tmp_dir, final_dir)
+  logging.info('Wrote span %d to %s (%s)', span, final_dir,
+               ', '.join(f'{s}: {len(p[0])}' for s, p in parts.items()))
+  return final_dir
+
+
+def iter_span_examples(span_dir: str, split: str) -> Iterator[bytes]:
+  """Yields the serialized examples of one split of a span (for tests/tools)."""
+  pattern = os.path.join(span_dir, split, '*.tfrecord.gz')
+  files = sorted(tf.io.gfile.glob(pattern))
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    yield record.numpy()

@@ -1,0 +1,124 @@
+"""The one pipeline definition, shared by every runner.
+
+ExampleGen -> StatisticsGen -> ImportSchemaGen (+ SchemaGen to diff against)
+-> ExampleValidator -> DataGate -> Transform -> Trainer -> Evaluator -> Pusher.
+"""
+
+from typing import List
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts
+
+from models import features
+from models import trainer as trainer_lib
+from pipeline import configs
+from pipeline import data_gate
+from pipeline import evaluation
+from pipeline import pusher as pusher_lib
+
+PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
+RUN_FN = 'models.trainer.run_fn'
+
+
+def _input_config() -> example_gen_pb2.Input:
+  """Each split of the newest span: `span-{SPAN}/<split>/*`."""
+  return example_gen_pb2.Input(splits=[
+      example_gen_pb2.Input.Split(name=split,
+                                  pattern=f'span-{{SPAN}}/{split}/*')
+      for split in features.SPLITS])
+
+
+def create_components(cfg: configs.PipelineConfig) -> List:
+  example_gen = tfx.components.ImportExampleGen(
+      input_base=cfg.data_root, input_config=_input_config())
+  schema_importer = tfx.components.ImportSchemaGen(
+      schema_file=f'{cfg.schema_dir}/schema.pbtxt').with_id('CuratedSchema')
+  # With the schema, labels get categorical statistics (for L-infinity drift).
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples'],
+      schema=schema_importer.outputs['schema'])
+  # Inferred schema, kept so the curated one can be diffed against the data.
+  schema_gen = tfx.components.SchemaGen(
+      statistics=statistics_gen.outputs['statistics'],
+      infer_feature_shape=True).with_id('InferredSchema')
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_importer.outputs['schema'])
+
+  baseline = tfx.dsl.Resolver(
+      strategy_class=data_gate.PreviousAcceptedSpanStrategy,
+      examples=example_gen.outputs['examples'],
+      statistics=tfx.dsl.Channel(
+          type=standard_artifacts.ExampleStatistics,
+          producer_component_id=statistics_gen.id, output_key='statistics'),
+      accepted=tfx.dsl.Channel(
+          type=standard_artifacts.ExampleAnomalies,
+          producer_component_id='DataGate', output_key='report'),
+  ).with_id('PreviousAcceptedSpan')
+  gate = data_gate.DataGate(
+      examples=example_gen.outputs['examples'],
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_importer.outputs['schema'],
+      anomalies=example_validator.outputs['anomalies'],
+      baseline_statistics=baseline.outputs['statistics'],
+  ).with_id('DataGate')
+
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema_importer.outputs['schema'],
+      preprocessing_fn=PREPROCESSING_FN,
+      splits_config=tfx.proto.SplitsConfig(
+          analyze=[features.TRAIN_SPLIT],
+          transform=[features.TRAIN_SPLIT, features.EVAL_SPLIT]),
+      disable_statistics=True)
+  # Bad data must never reach Transform or Trainer.
+  transform.add_upstream_node(gate)
+
+  trainer = tfx.components.Trainer(
+      run_fn=RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema_importer.outputs['schema'],
+      train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
+      eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
+      custom_config={trainer_lib.MODEL_CONFIG_KEY: cfg.model.to_dict()})
+
+  model_resolver = tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+      model_blessing=tfx.dsl.Channel(
+          type=tfx.types.standard_artifacts.ModelBlessing),
+  ).with_id('LatestBlessedModel')
+  evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      baseline_model=model_resolver.outputs['model'],
+      schema=schema_importer.outputs['schema'],
+      example_splits=[features.TEST_SPLIT],
+      eval_config=evaluation.make_eval_config(cfg.min_accuracy,
+                                              cfg.max_accuracy_drop))
+  pusher = tfx.components.Pusher(
+      model=trainer.outputs['model'],
+      model_blessing=evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=cfg.serving_dir)),
+      custom_executor_spec=executor_spec.ExecutorClassSpec(
+          pusher_lib.AtomicPusherExecutor))
+
+  return [example_gen, statistics_gen, schema_importer, schema_gen,
+          example_validator, baseline, gate, transform, trainer,
+          model_resolver, evaluator, pusher]
+
+
+def create_pipeline(cfg: configs.PipelineConfig,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+  return tfx.dsl.Pipeline(
+      pipeline_name=cfg.pipeline_name,
+      pipeline_root=cfg.pipeline_root,
+      components=create_components(cfg),
+      enable_cache=cfg.enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(cfg.beam_pipeline_args))
