@@ -18,6 +18,10 @@ DEFAULT_HOME = os.path.join(REPO_ROOT, 'work')
 DEFAULT_PIPELINE_NAME = 'fmnist-tfx'
 
 
+class ConfigError(ValueError):
+  """A config value is missing or malformed; the message says which and how."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
   """Paths and knobs that `create_pipeline` receives; nothing is global."""

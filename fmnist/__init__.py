@@ -1,0 +1,1 @@
+"""The `fmnist` command line: ingest, run the pipeline, report, serve."""
