@@ -24,13 +24,27 @@ class UsageError(Exception):
   """A problem with the command line or environment that the user can fix."""
 
 
-def _quiet_tf(verbose: bool) -> None:
+_OWN_CODE = tuple(os.path.join(configs.REPO_ROOT, d) + os.sep
+                  for d in ('models', 'pipeline', 'fmnist', 'serving'))
+
+
+class _ProgressFilter(logging.Filter):
+  """Without --verbose: our own logs and TFX's component start/finish lines."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return (record.pathname.startswith(_OWN_CODE) or
+            str(record.msg).startswith('Component %s is'))
+
+
+def _setup_logging(verbose: bool) -> None:
   # Set before TensorFlow is imported (it is imported lazily below).
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if verbose else '2')
-  logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if verbose else '3')
+  logging.basicConfig(level=logging.INFO,
                       format='%(asctime)s %(levelname)s %(message)s')
-  import warnings
   if not verbose:
+    for handler in logging.getLogger().handlers:
+      handler.addFilter(_ProgressFilter())
+    import warnings
     warnings.filterwarnings('ignore')
 
 
@@ -194,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
-  _quiet_tf(args.verbose)
+  _setup_logging(args.verbose)
+  # TFX's Beam executors parse sys.argv with absl flags (`-v` would become
+  # absl's --verbosity); our arguments are parsed already and are not theirs.
+  sys.argv = sys.argv[:1]
   from pipeline import ingest
   from pipeline import validation
   try:

@@ -35,17 +35,26 @@ def _predictions(model, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tenso
 def _raw_pixels_to_features(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
   """Checks shape and range of client pixels and shapes them like tf.Examples."""
   pixels = tf.cast(pixels, tf.float32)
-  tf.debugging.assert_rank_at_least(
-      pixels, 2, message='pixels must be a batch: [N, 28, 28] or [N, 784]')
-  per_image = tf.reduce_prod(tf.shape(pixels)[1:])
-  tf.debugging.assert_equal(
-      per_image, features.NUM_PIXELS,
-      message='each image must have 28x28 = 784 pixels')
-  # NaN fails both comparisons, so it is rejected too.
-  tf.debugging.assert_equal(
-      tf.reduce_all((pixels >= 0.0) & (pixels <= features.PIXEL_MAX)), True,
-      message='pixel values must be numbers in [0, 255]')
-  flat = tf.reshape(pixels, [-1, features.NUM_PIXELS])
+  checks = [
+      tf.debugging.assert_rank_at_least(
+          pixels, 2, message='pixels must be a batch: [N, 28, 28] or [N, 784]'),
+  ]
+  # The rank check must pass before the per-image size can be computed.
+  with tf.control_dependencies(checks):
+    per_image = tf.reduce_prod(tf.shape(pixels)[1:])
+  checks += [
+      tf.debugging.assert_equal(
+          per_image, features.NUM_PIXELS,
+          message='each image must have 28x28 = 784 pixels'),
+      # NaN fails both comparisons, so it is rejected too.
+      tf.debugging.assert_equal(
+          tf.reduce_all((pixels >= 0.0) & (pixels <= features.PIXEL_MAX)),
+          True, message='pixel values must be numbers in [0, 255]'),
+  ]
+  # Explicit dependencies: in a graph, a failing reshape could otherwise run
+  # first and hide the message a client can act on.
+  with tf.control_dependencies(checks):
+    flat = tf.reshape(pixels, [-1, features.NUM_PIXELS])
   return {features.IMAGE_KEY: tf.cast(tf.round(flat), tf.int64)}
 
 

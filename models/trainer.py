@@ -15,6 +15,7 @@ from tfx_bsl.public import tfxio
 from models import features
 from models import model as model_lib
 from models import signatures
+from models import tracking
 from models.config import ModelConfig
 
 MODEL_CONFIG_KEY = 'model'
@@ -51,6 +52,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   model = model_lib.build_model(cfg)
   model.summary(print_fn=logging.info)
   model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2,
-            callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir))
+            callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir)
+            + tracking.callbacks(fn_args.custom_config, cfg, val))
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir)
   logging.info('Exported %s to %s', cfg.run_name(), fn_args.serving_model_dir)

@@ -7,7 +7,7 @@ import time; the CLI builds a config from flags.
 
 import dataclasses
 import os
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from models.config import ModelConfig
 
@@ -36,6 +36,9 @@ class PipelineConfig:
   max_accuracy_drop: float = 0.0  # allowed drop vs. the latest blessed model
   enable_cache: bool = True
   beam_pipeline_args: Tuple[str, ...] = ('--direct_num_workers=1',)
+  # A pipeline.vertex_config.VertexConfig when compiled for Vertex AI; None
+  # runs the local components unchanged.
+  vertex: Optional[Any] = None
 
   @classmethod
   def from_home(cls, home: str = DEFAULT_HOME, **overrides) -> 'PipelineConfig':

@@ -47,16 +47,27 @@ def create_components(cfg: configs.PipelineConfig) -> List:
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_importer.outputs['schema'])
 
-  baseline = tfx.dsl.Resolver(
-      strategy_class=data_gate.PreviousAcceptedSpanStrategy,
-      examples=example_gen.outputs['examples'],
-      statistics=tfx.dsl.Channel(
-          type=standard_artifacts.ExampleStatistics,
-          producer_component_id=statistics_gen.id, output_key='statistics'),
-      accepted=tfx.dsl.Channel(
-          type=standard_artifacts.ExampleAnomalies,
-          producer_component_id='DataGate', output_key='report'),
-  ).with_id('PreviousAcceptedSpan')
+  if cfg.vertex is None:
+    baseline = tfx.dsl.Resolver(
+        strategy_class=data_gate.PreviousAcceptedSpanStrategy,
+        examples=example_gen.outputs['examples'],
+        statistics=tfx.dsl.Channel(
+            type=standard_artifacts.ExampleStatistics,
+            producer_component_id=statistics_gen.id, output_key='statistics'),
+        accepted=tfx.dsl.Channel(
+            type=standard_artifacts.ExampleAnomalies,
+            producer_component_id='DataGate', output_key='report'),
+    ).with_id('PreviousAcceptedSpan')
+  else:
+    # KubeflowV2 compiles only the Latest{Artifact,BlessedModel} strategies
+    # into Vertex ML Metadata queries (see docs/vertex.md): the baseline is
+    # the newest statistics from an earlier run.
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(
+            type=standard_artifacts.ExampleStatistics,
+            producer_component_id=statistics_gen.id, output_key='statistics'),
+    ).with_id('PreviousAcceptedSpan')
   gate = data_gate.DataGate(
       examples=example_gen.outputs['examples'],
       statistics=statistics_gen.outputs['statistics'],
@@ -76,14 +87,19 @@ def create_components(cfg: configs.PipelineConfig) -> List:
   # Bad data must never reach Transform or Trainer.
   transform.add_upstream_node(gate)
 
-  trainer = tfx.components.Trainer(
+  trainer_cls, trainer_config = tfx.components.Trainer, {}
+  if cfg.vertex is not None and cfg.vertex.vertex_training:
+    trainer_cls = tfx.extensions.google_cloud_ai_platform.Trainer
+    trainer_config = cfg.vertex.trainer_custom_config(cfg.pipeline_name)
+  trainer = trainer_cls(
       run_fn=RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=schema_importer.outputs['schema'],
       train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
       eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
-      custom_config={trainer_lib.MODEL_CONFIG_KEY: cfg.model.to_dict()})
+      custom_config={trainer_lib.MODEL_CONFIG_KEY: cfg.model.to_dict(),
+                     **trainer_config})
 
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -108,9 +124,17 @@ def create_components(cfg: configs.PipelineConfig) -> List:
       custom_executor_spec=executor_spec.ExecutorClassSpec(
           pusher_lib.AtomicPusherExecutor))
 
-  return [example_gen, statistics_gen, schema_importer, schema_gen,
-          example_validator, baseline, gate, transform, trainer,
-          model_resolver, evaluator, pusher]
+  components = [example_gen, statistics_gen, schema_importer, schema_gen,
+                example_validator, baseline, gate, transform, trainer,
+                model_resolver, evaluator, pusher]
+  endpoint_config = (cfg.vertex.endpoint_pusher_custom_config()
+                     if cfg.vertex is not None else None)
+  if endpoint_config:
+    components.append(tfx.extensions.google_cloud_ai_platform.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        custom_config=endpoint_config).with_id('EndpointPusher'))
+  return components
 
 
 def create_pipeline(cfg: configs.PipelineConfig,

@@ -1,0 +1,23 @@
+# The pipeline image: every Vertex Pipelines step, the Vertex Training job and
+# the Dataflow workers run this one image, so `models.*` and `pipeline.*` are
+# importable everywhere by module path; nothing is uploaded at run time.
+#
+# Keep the base's ENTRYPOINT (/opt/apache/beam/boot): Dataflow starts workers
+# through it, while Vertex steps and Training jobs pass their own command.
+FROM gcr.io/tfx-oss-public/tfx:1.16.0
+
+# pipeline.vertex_config.IMAGE_REPO_DIR: compiled specs read the curated schema
+# from here, never from the path of the machine that compiled them.
+WORKDIR /opt/fmnist
+
+# The same pins as every other environment: with constraints.txt pip keeps the
+# TFX 1.16 stack the base ships instead of upgrading it. The import check fails
+# the build, not a pipeline run, if the user code cannot be imported.
+COPY constraints.txt setup.py ./
+COPY fmnist/ fmnist/
+COPY models/ models/
+COPY pipeline/ pipeline/
+COPY serving/ serving/
+COPY schema/ schema/
+RUN python -m pip install --no-cache-dir -c constraints.txt '.[vertex]' \
+ && python -c "import models.trainer, models.preprocessing, pipeline.data_gate"

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Creates what the Vertex pipeline, Cloud Build and the serving proxy need:
+# APIs, one bucket, one Artifact Registry repository and three service
+# accounts with least-privilege roles. Idempotent: rerunning skips what exists.
+#
+#   PROJECT=my-project REGION=us-central1 BUCKET=my-bucket infra/provision.sh
+#
+# Nothing here is specific to one project: everything comes from the
+# environment. Each role below says why it is needed.
+set -euo pipefail
+
+: "${PROJECT:?set PROJECT to the GCP project ID}"
+: "${REGION:?set REGION, e.g. us-central1}"
+: "${BUCKET:?set BUCKET to the bucket name (no gs://)}"
+REPOSITORY="${REPOSITORY:-fmnist}"
+RUNNER_SA="${RUNNER_SA:-fmnist-pipeline}"
+TRAINING_SA="${TRAINING_SA:-fmnist-training}"
+SERVING_SA="${SERVING_SA:-fmnist-proxy}"
+
+runner="${RUNNER_SA}@${PROJECT}.iam.gserviceaccount.com"
+training="${TRAINING_SA}@${PROJECT}.iam.gserviceaccount.com"
+serving="${SERVING_SA}@${PROJECT}.iam.gserviceaccount.com"
+number="$(gcloud projects describe "${PROJECT}" --format='value(projectNumber)')"
+cloudbuild="${number}@cloudbuild.gserviceaccount.com"
+
+gcloud services enable --project "${PROJECT}" \
+  aiplatform.googleapis.com dataflow.googleapis.com \
+  artifactregistry.googleapis.com cloudbuild.googleapis.com \
+  run.googleapis.com storage.googleapis.com iam.googleapis.com
+
+# One regional bucket next to the jobs: pipeline root, data spans, temp files,
+# compiled specs and the serving directory the proxy reads.
+if ! gcloud storage buckets describe "gs://${BUCKET}" --project "${PROJECT}" >/dev/null 2>&1; then
+  gcloud storage buckets create "gs://${BUCKET}" --project "${PROJECT}" \
+    --location "${REGION}" --uniform-bucket-level-access
+fi
+
+if ! gcloud artifacts repositories describe "${REPOSITORY}" --location "${REGION}" \
+    --project "${PROJECT}" >/dev/null 2>&1; then
+  gcloud artifacts repositories create "${REPOSITORY}" --project "${PROJECT}" \
+    --location "${REGION}" --repository-format docker \
+    --description "fmnist-tfx pipeline and serving images"
+fi
+
+for sa in "${RUNNER_SA}" "${TRAINING_SA}" "${SERVING_SA}"; do
+  if ! gcloud iam service-accounts describe "${sa}@${PROJECT}.iam.gserviceaccount.com" \
+      --project "${PROJECT}" >/dev/null 2>&1; then
+    gcloud iam service-accounts create "${sa}" --project "${PROJECT}" \
+      --display-name "fmnist-tfx ${sa}"
+  fi
+done
+
+project_role() {  # member role
+  gcloud projects add-iam-policy-binding "${PROJECT}" --member "$1" \
+    --role "$2" --condition None --quiet >/dev/null
+}
+bucket_role() {  # member role
+  gcloud storage buckets add-iam-policy-binding "gs://${BUCKET}" \
+    --member "$1" --role "$2" --quiet >/dev/null
+}
+repo_role() {  # member role
+  gcloud artifacts repositories add-iam-policy-binding "${REPOSITORY}" \
+    --location "${REGION}" --project "${PROJECT}" --member "$1" --role "$2" \
+    --quiet >/dev/null
+}
+sa_role() {  # service-account member role
+  gcloud iam service-accounts add-iam-policy-binding "$1" --project "${PROJECT}" \
+    --member "$2" --role "$3" --quiet >/dev/null
+}
+
+# --- Pipeline runner: runs the Vertex Pipelines steps and the Dataflow workers.
+# Starts Vertex Training/CustomJobs, reads/writes Vertex ML Metadata, deploys to
+# an Endpoint when the Pusher is configured to.
+project_role "serviceAccount:${runner}" roles/aiplatform.user
+# Launches Dataflow jobs for the Beam components ...
+project_role "serviceAccount:${runner}" roles/dataflow.developer
+# ... and is the Dataflow worker identity (--service_account_email).
+project_role "serviceAccount:${runner}" roles/dataflow.worker
+# Reads spans and the schema, writes artifacts, temp files and the model; only
+# in this bucket.
+bucket_role "serviceAccount:${runner}" roles/storage.objectAdmin
+# Pulls the pipeline image (steps, Dataflow workers); only this repository.
+repo_role "serviceAccount:${runner}" roles/artifactregistry.reader
+# Starts Vertex Training jobs that run as the training account.
+sa_role "${training}" "serviceAccount:${runner}" roles/iam.serviceAccountUser
+# Dataflow workers run as the runner itself.
+sa_role "${runner}" "serviceAccount:${runner}" roles/iam.serviceAccountUser
+
+# --- Training: the Vertex Training job that runs models.trainer.run_fn.
+# Logs to Vertex AI Experiments / TensorBoard (metadata + tensorboard APIs).
+project_role "serviceAccount:${training}" roles/aiplatform.user
+# Reads Transform output, writes the model artifact and TensorBoard logs.
+bucket_role "serviceAccount:${training}" roles/storage.objectAdmin
+# Pulls the pipeline image it runs from.
+repo_role "serviceAccount:${training}" roles/artifactregistry.reader
+
+# --- Serving proxy (Cloud Run): reads models, writes nothing.
+# Reads the pushed SavedModels under gs://BUCKET/serving_model.
+bucket_role "serviceAccount:${serving}" roles/storage.objectViewer
+# Writes request/prediction logs that the monitor reads.
+project_role "serviceAccount:${serving}" roles/logging.logWriter
+# Calls a Vertex Endpoint when the proxy is pointed at one (predict only).
+project_role "serviceAccount:${serving}" roles/aiplatform.user
+
+# --- Cloud Build: builds, pushes, compiles, submits, deploys.
+# Pushes both images to this repository only.
+repo_role "serviceAccount:${cloudbuild}" roles/artifactregistry.writer
+# Uploads the compiled spec and reads the smoke-test dataset.
+bucket_role "serviceAccount:${cloudbuild}" roles/storage.objectAdmin
+# Submits Vertex pipeline runs (_SUBMIT_RUN=true).
+project_role "serviceAccount:${cloudbuild}" roles/aiplatform.user
+# Submits runs that execute as the runner account.
+sa_role "${runner}" "serviceAccount:${cloudbuild}" roles/iam.serviceAccountUser
+# Replaces the Cloud Run service ...
+project_role "serviceAccount:${cloudbuild}" roles/run.developer
+# ... which runs as the proxy account.
+sa_role "${serving}" "serviceAccount:${cloudbuild}" roles/iam.serviceAccountUser
+
+cat <<DONE
+Provisioned. Use:
+  export FMNIST_PROJECT=${PROJECT} FMNIST_REGION=${REGION} FMNIST_BUCKET=${BUCKET}
+  export FMNIST_REPOSITORY=${REPOSITORY}
+  export FMNIST_SERVICE_ACCOUNT=${runner}
+  export FMNIST_TRAINING_SERVICE_ACCOUNT=${training}
+  # Cloud Build: --substitutions=_BUCKET=${BUCKET},_SERVICE_ACCOUNT=${runner},_TRAINING_SERVICE_ACCOUNT=${training},_SERVING_SERVICE_ACCOUNT=${serving}
+Upload the four Fashion-MNIST IDX .gz files for the Cloud Build smoke test:
+  gcloud storage cp /usr/share/datasets/fashion-mnist/*.gz gs://${BUCKET}/datasets/fashion-mnist/
+DONE

@@ -1,0 +1,161 @@
+"""The HTML/PNG report of the runs: what people would rather look at than logs.
+
+`HOME/reports/index.html` holds every run side by side (span, state, test
+metrics, blessing, push), the newest evaluation per class with its confusion
+matrix (PNG), and TFDV's statistics view of the newest span.
+"""
+
+import html
+import os
+from typing import List, Optional
+
+from absl import logging
+import matplotlib
+matplotlib.use('Agg')  # files only, no display
+from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+import tensorflow as tf
+
+from models import features
+from pipeline import configs
+from pipeline import summary as summary_lib
+
+CONFUSION_PNG = 'confusion_matrix.png'
+STATISTICS_HTML = 'statistics.html'
+
+
+def _fmt(value: Optional[float], digits: int = 4) -> str:
+  return '' if value is None else f'{value:.{digits}f}'
+
+
+def plot_confusion(confusion: List[List[float]], path: str) -> None:
+  """Row-normalized confusion matrix with counts, as a PNG."""
+  fig, ax = plt.subplots(figsize=(8, 7))
+  rows = [sum(r) or 1.0 for r in confusion]
+  normalized = [[v / rows[i] for v in r] for i, r in enumerate(confusion)]
+  ax.imshow(normalized, cmap='Blues', vmin=0, vmax=1)
+  ticks = range(features.NUM_CLASSES)
+  ax.set_xticks(ticks, features.CLASS_NAMES, rotation=45, ha='right')
+  ax.set_yticks(ticks, features.CLASS_NAMES)
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('actual')
+  for i in ticks:
+    for j in ticks:
+      if confusion[i][j]:
+        ax.text(j, i, f'{confusion[i][j]:.0f}', ha='center', va='center',
+                fontsize=8, color='white' if normalized[i][j] > 0.5 else 'black')
+  ax.set_title('Test-set confusion matrix (rows: actual class)')
+  fig.tight_layout()
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    fig.savefig(f, format='png', dpi=100)
+  plt.close(fig)
+
+
+def _runs_table(summaries: List[summary_lib.RunSummary]) -> str:
+  head = ('<tr><th>run</th><th>span</th><th>outcome</th><th>seconds</th>'
+          '<th>accuracy</th><th>loss</th><th>macro precision</th>'
+          '<th>macro recall</th><th>macro F1</th><th>blessed</th>'
+          '<th>pushed</th></tr>')
+  rows = []
+  for s in reversed(summaries):
+    failed = [c.node_id for c in s.components if c.state == 'FAILED']
+    cached = all(c.state == 'cached' for c in s.components
+                 if c.node_id not in ('LatestBlessedModel',
+                                      'PreviousAcceptedSpan'))
+    outcome = (f'failed at {", ".join(failed)}' if failed
+               else 'cached' if cached else 'completed')
+    o = s.metrics.overall if s.metrics else {}
+    rows.append(
+        '<tr>' + ''.join(f'<td>{html.escape(str(v))}</td>' for v in (
+            s.run_id, s.span or '', outcome, f'{s.total_seconds:.0f}',
+            _fmt(o.get('accuracy')), _fmt(o.get('loss')),
+            _fmt(o.get('macro_precision')), _fmt(o.get('macro_recall')),
+            _fmt(o.get('macro_f1_score')),
+            '' if s.blessed is None else ('yes' if s.blessed else 'NO'),
+            os.path.basename(s.pushed_to) if s.pushed_to else '')) + '</tr>')
+  return f'<table>{head}{"".join(rows)}</table>'
+
+
+def _class_table(metrics: summary_lib.EvalMetrics) -> str:
+  head = ('<tr><th>class</th><th>test images</th><th>precision</th>'
+          '<th>recall</th><th>F1</th></tr>')
+  rows = ''.join(
+      f'<tr><td>{html.escape(features.CLASS_NAMES[c])}</td>'
+      f'<td>{m["count"]:.0f}</td><td>{_fmt(m["precision"])}</td>'
+      f'<td>{_fmt(m["recall"])}</td><td>{_fmt(m["f1_score"])}</td></tr>'
+      for c, m in metrics.per_class.items())
+  return f'<table>{head}{rows}</table>'
+
+
+def _components_table(s: summary_lib.RunSummary) -> str:
+  rows = ''.join(f'<tr><td>{c.node_id}</td><td>{c.state}</td>'
+                 f'<td>{c.seconds:.1f}</td></tr>' for c in s.components)
+  return ('<table><tr><th>component</th><th>state</th><th>seconds</th></tr>'
+          f'{rows}</table>')
+
+
+def _write_statistics(cfg: configs.PipelineConfig, out_dir: str) -> bool:
+  """TFDV's own statistics view of the newest StatisticsGen output."""
+  import tensorflow_data_validation as tfdv  # pylint: disable=g-import-not-at-top
+  from tfx.components.statistics_gen import stats_artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.types import artifact_utils  # pylint: disable=g-import-not-at-top
+  from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+  store = summary_lib.open_store(cfg)
+  stats = store.get_artifacts_by_type('ExampleStatistics')
+  if not stats:
+    return False
+  newest = max(stats, key=lambda a: a.id)
+  artifact = standard_artifacts.ExampleStatistics()
+  artifact.set_mlmd_artifact(newest)
+  splits = artifact_utils.decode_split_names(artifact.split_names)
+  lhs = stats_artifact_utils.load_statistics(artifact, splits[0]).proto()
+  rhs = None
+  if features.TEST_SPLIT in splits and splits[0] != features.TEST_SPLIT:
+    rhs = stats_artifact_utils.load_statistics(
+        artifact, features.TEST_SPLIT).proto()
+  page = tfdv.utils.display_util.get_statistics_html(
+      lhs, rhs, lhs_name=splits[0], rhs_name=features.TEST_SPLIT)
+  with tf.io.gfile.GFile(os.path.join(out_dir, STATISTICS_HTML), 'w') as f:
+    f.write(page)
+  return True
+
+
+_STYLE = ('body{font-family:sans-serif;margin:2em;max-width:1200px}'
+          'table{border-collapse:collapse;margin:1em 0}'
+          'td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}'
+          'th{background:#f0f0f0}td:first-child{text-align:left}')
+
+
+def write_report(cfg: configs.PipelineConfig,
+                 output_dir: Optional[str] = None) -> str:
+  """Writes the report; returns the path of its index.html."""
+  out_dir = output_dir or os.path.join(os.path.dirname(cfg.pipeline_root),
+                                       'reports')
+  tf.io.gfile.makedirs(out_dir)
+  store = summary_lib.open_store(cfg)
+  summaries = [summary_lib.summarize(cfg, run_id)
+               for run_id in summary_lib.run_ids(store)]
+  parts = [f'<h1>{html.escape(cfg.pipeline_name)}: pipeline report</h1>',
+           '<h2>Runs, newest first</h2>', _runs_table(summaries)]
+  latest_eval = next((s for s in reversed(summaries) if s.metrics), None)
+  if latest_eval:
+    parts += [f'<h2>Test-set evaluation of run {html.escape(latest_eval.run_id)}'
+              '</h2>', _class_table(latest_eval.metrics)]
+    plot_confusion(latest_eval.metrics.confusion,
+                   os.path.join(out_dir, CONFUSION_PNG))
+    parts.append(f'<img src="{CONFUSION_PNG}" alt="confusion matrix">')
+  if summaries:
+    parts += ['<h2>Component wall times of the newest run</h2>',
+              _components_table(summaries[-1])]
+  try:
+    if _write_statistics(cfg, out_dir):
+      parts.append(f'<h2>Data</h2><p><a href="{STATISTICS_HTML}">TFDV '
+                   'statistics of the newest span</a> (train vs. test)</p>')
+  except Exception as e:  # pylint: disable=broad-except
+    # The statistics view is a convenience; the metrics above still stand.
+    logging.warning('Statistics view not written: %s', e)
+  index = os.path.join(out_dir, 'index.html')
+  with tf.io.gfile.GFile(index, 'w') as f:
+    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>'
+            f'{html.escape(cfg.pipeline_name)}</title><style>{_STYLE}</style>'
+            f'</head><body>{"".join(parts)}</body></html>')
+  return index

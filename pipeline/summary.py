@@ -1,0 +1,222 @@
+"""What a run did, read back from MLMD and the Evaluator's output.
+
+The local runner executes components one after another, so a component's wall
+time is the gap between its end and the previous one's (launcher overhead
+included, which is what a user waits for).
+"""
+
+import dataclasses
+import os
+from typing import Dict, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+import tensorflow_model_analysis as tfma
+from tfx.orchestration import metadata
+
+from models import features
+from pipeline import configs
+from pipeline import evaluation
+
+_STATES = {
+    metadata_store_pb2.Execution.COMPLETE: 'ran',
+    metadata_store_pb2.Execution.CACHED: 'cached',
+    metadata_store_pb2.Execution.FAILED: 'FAILED',
+    metadata_store_pb2.Execution.RUNNING: 'running',
+    metadata_store_pb2.Execution.CANCELED: 'canceled',
+}
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT,
+                  metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentRun:
+  node_id: str
+  state: str        # ran, cached, FAILED, ...
+  seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalMetrics:
+  """Test-set metrics of one model: overall, macro-averaged and per class."""
+  uri: str
+  overall: Dict[str, float]            # accuracy, loss, example_count, macro_*
+  per_class: Dict[int, Dict[str, float]]  # class id -> precision/recall/f1/count
+  confusion: List[List[float]]         # [actual][predicted] example counts
+  passed_thresholds: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+  run_id: str
+  span: Optional[int]
+  components: List[ComponentRun]
+  metrics: Optional[EvalMetrics]
+  blessed: Optional[bool]
+  pushed_to: Optional[str]   # the version directory, if this run pushed
+
+  @property
+  def total_seconds(self) -> float:
+    return sum(c.seconds for c in self.components)
+
+  def seconds_of(self, node_id: str) -> float:
+    return sum(c.seconds for c in self.components if c.node_id == node_id)
+
+
+def open_store(cfg: configs.PipelineConfig) -> metadata_store.MetadataStore:
+  return metadata_store.MetadataStore(
+      metadata.sqlite_metadata_connection_config(cfg.metadata_path))
+
+
+def _value(metric: Dict) -> float:
+  return float(metric.get('doubleValue', float('nan')))
+
+
+def class_metrics(confusion: List[List[float]]) -> Dict[int, Dict[str, float]]:
+  """One-vs-rest precision/recall/F1 per class from a [actual][predicted] matrix.
+
+  A class that is never predicted (or never present) scores 0, like
+  scikit-learn's `zero_division=0`.
+  """
+  n = len(confusion)
+  metrics = {}
+  for c in range(n):
+    tp = confusion[c][c]
+    actual = sum(confusion[c])
+    predicted = sum(confusion[r][c] for r in range(n))
+    precision = tp / predicted if predicted else 0.0
+    recall = tp / actual if actual else 0.0
+    f1 = (2 * precision * recall / (precision + recall)
+          if precision + recall else 0.0)
+    metrics[c] = {'precision': precision, 'recall': recall, 'f1_score': f1,
+                  'count': actual}
+  return metrics
+
+
+def load_eval_metrics(uri: str) -> EvalMetrics:
+  """Reads a TFMA output directory into plain numbers."""
+  result = tfma.load_eval_result(uri)
+  slices = dict(result.slicing_metrics)
+  overall_m = slices[()]['']
+  overall = {
+      'accuracy': _value(overall_m[''][evaluation.ACCURACY]),
+      'loss': _value(overall_m['']['sparse_categorical_crossentropy']),
+      'example_count': _value(overall_m['']['example_count']),
+  }
+  confusion = [[0.0] * features.NUM_CLASSES for _ in range(features.NUM_CLASSES)]
+  for slice_key, plots in result.plots:
+    if slice_key != ():
+      continue
+    matrices = plots['']['']['multiClassConfusionMatrixAtThresholds']['matrices']
+    for entry in matrices[0].get('entries', []):
+      confusion[entry.get('actualClassId', 0)][
+          entry.get('predictedClassId', 0)] += entry.get('numWeightedExamples', 0)
+  per_class = class_metrics(confusion)
+  for k in ('precision', 'recall', 'f1_score'):
+    overall[f'macro_{k}'] = (sum(m[k] for m in per_class.values()) /
+                             len(per_class))
+  return EvalMetrics(
+      uri=uri, overall=overall, per_class=per_class, confusion=confusion,
+      passed_thresholds=tfma.load_validation_result(uri).validation_ok)
+
+
+def _node_id(store, execution_id: int) -> str:
+  for ctx in store.get_contexts_by_execution(execution_id):
+    if ctx.type == 'node':
+      return ctx.name.split('.', 1)[-1]
+  return '?'
+
+
+def run_ids(store) -> List[str]:
+  """Pipeline run ids, oldest first."""
+  runs = store.get_contexts_by_type('pipeline_run')
+  return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch)]
+
+
+def summarize(cfg: configs.PipelineConfig,
+              run_id: Optional[str] = None) -> RunSummary:
+  """Summary of `run_id` (default: the newest run)."""
+  store = open_store(cfg)
+  ids = run_ids(store)
+  if not ids:
+    raise configs.ConfigError(f'no pipeline run recorded in {cfg.metadata_path}')
+  run_id = run_id or ids[-1]
+  run = store.get_context_by_type_and_name('pipeline_run', run_id)
+  executions = sorted(store.get_executions_by_context(run.id),
+                      key=lambda e: (e.last_update_time_since_epoch, e.id))
+  components = []
+  previous_end = run.create_time_since_epoch
+  for e in executions:
+    end = e.last_update_time_since_epoch
+    components.append(ComponentRun(
+        node_id=_node_id(store, e.id),
+        state=_STATES.get(e.last_known_state, str(e.last_known_state)),
+        seconds=max(0.0, (end - previous_end) / 1000)))
+    previous_end = max(previous_end, end)
+
+  outputs = {}
+  events = store.get_events_by_execution_ids([e.id for e in executions])
+  artifact_ids = [ev.artifact_id for ev in events if ev.type in _OUTPUT_EVENTS]
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  for artifact in store.get_artifacts_by_id(artifact_ids):
+    outputs.setdefault(types[artifact.type_id], []).append(artifact)
+
+  def first(type_name):
+    return outputs.get(type_name, [None])[0]
+
+  examples = first('Examples')
+  evaluation_artifact = first('ModelEvaluation')
+  blessing = first('ModelBlessing')
+  pushed = first('PushedModel')
+  metrics = None
+  if evaluation_artifact is not None and os.path.isdir(evaluation_artifact.uri):
+    metrics = load_eval_metrics(evaluation_artifact.uri)
+  pushed_to = None
+  if pushed is not None and pushed.custom_properties['pushed'].int_value == 1:
+    pushed_to = pushed.custom_properties['pushed_destination'].string_value
+  return RunSummary(
+      run_id=run_id,
+      span=(examples.custom_properties['span'].int_value
+            if examples is not None and 'span' in examples.custom_properties
+            else None),
+      components=components,
+      metrics=metrics,
+      blessed=(None if blessing is None else
+               blessing.custom_properties['blessed'].int_value == 1),
+      pushed_to=pushed_to)
+
+
+def format_summary(s: RunSummary) -> str:
+  """The table `fmnist run` prints at the end."""
+  lines = [f'run {s.run_id}' + (f' (span {s.span})' if s.span else ''), '',
+           f'  {"component":<22} {"state":<8} {"seconds":>8}']
+  for c in s.components:
+    lines.append(f'  {c.node_id:<22} {c.state:<8} {c.seconds:8.1f}')
+  total = s.total_seconds
+  train = s.seconds_of('Trainer')
+  lines.append(f'  {"total":<22} {"":<8} {total:8.1f}')
+  if total:
+    lines.append(f'  training is {100 * train / total:.0f}% of the wall time')
+  lines.append('')
+  if s.metrics:
+    o = s.metrics.overall
+    lines.append(
+        f'  test accuracy {o["accuracy"]:.4f}  loss {o["loss"]:.4f}  '
+        f'macro precision {o.get("macro_precision", float("nan")):.4f}  '
+        f'recall {o.get("macro_recall", float("nan")):.4f}  '
+        f'F1 {o.get("macro_f1_score", float("nan")):.4f}  '
+        f'({o["example_count"]:.0f} test images)')
+    lines.append(f'  {"class":<14} {"precision":>9} {"recall":>7} {"F1":>7}')
+    for class_id, m in s.metrics.per_class.items():
+      lines.append(f'  {features.CLASS_NAMES[class_id]:<14} '
+                   f'{m.get("precision", float("nan")):9.4f} '
+                   f'{m.get("recall", float("nan")):7.4f} '
+                   f'{m.get("f1_score", float("nan")):7.4f}')
+  else:
+    lines.append('  no evaluation in this run')
+  if s.blessed is not None:
+    lines.append(f'  model {"BLESSED" if s.blessed else "NOT blessed"} by the '
+                 'Evaluator thresholds')
+  lines.append(f'  pushed to {s.pushed_to}' if s.pushed_to
+               else '  no new model pushed')
+  return '\n'.join(lines)

@@ -1,0 +1,165 @@
+"""Loopback servers that speak TF Serving's, Vertex AI's and BigQuery's REST.
+
+They answer with the real SavedModel, so a backend test checks the proxy's
+wire format end to end, not a mock's idea of it. Each records the requests it
+got, and can be made slow or failing.
+"""
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+
+class LoopbackServer:
+  """A threaded HTTP server on 127.0.0.1 with a routing function."""
+
+  def __init__(self, route: Callable[[str, str, Any], tuple]):
+    self.requests: List[Dict[str, Any]] = []
+    self.delay_s = 0.0
+    self.fail_status: Optional[int] = None
+    outer = self
+
+    class Handler(BaseHTTPRequestHandler):
+      protocol_version = 'HTTP/1.1'
+
+      def log_message(self, *args):  # keep pytest output clean
+        pass
+
+      def _handle(self, method):
+        length = int(self.headers.get('content-length') or 0)
+        raw = self.rfile.read(length) if length else b''
+        body = json.loads(raw) if raw else None
+        outer.requests.append({'method': method, 'path': self.path,
+                               'body': body, 'headers': dict(self.headers)})
+        if outer.delay_s:
+          time.sleep(outer.delay_s)
+        if outer.fail_status:
+          status, payload = outer.fail_status, {'error': 'injected failure'}
+        else:
+          status, payload = route(method, self.path, body)
+        data = json.dumps(payload).encode()
+        try:
+          self.send_response(status)
+          self.send_header('content-type', 'application/json')
+          self.send_header('content-length', str(len(data)))
+          self.end_headers()
+          self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+          pass  # the client gave up (a timeout test)
+
+      def do_GET(self):
+        self._handle('GET')
+
+      def do_POST(self):
+        self._handle('POST')
+
+    self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    self._server.daemon_threads = True
+    self.url = f'http://127.0.0.1:{self._server.server_port}'
+    self._thread = threading.Thread(target=self._server.serve_forever,
+                                    daemon=True)
+
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._server.shutdown()
+    self._server.server_close()
+
+
+def _run(predict_fn, pixels) -> Dict[str, np.ndarray]:
+  import tensorflow as tf
+  out = predict_fn(pixels=tf.constant(np.asarray(pixels, np.float32)))
+  return {k: v.numpy() for k, v in out.items()}
+
+
+def _rows(out) -> list:
+  return [{'probabilities': out['probabilities'][i].tolist(),
+           'class_ids': int(out['class_ids'][i]),
+           'class_names': out['class_names'][i].decode()}
+          for i in range(len(out['class_ids']))]
+
+
+def tfserving(predict_fn, model_name: str, version: int) -> LoopbackServer:
+  """TF Serving's REST API (predict, status, metadata) for one model."""
+  prefix = re.compile(
+      rf'^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<v>\d+))?'
+      rf'(?P<rest>:predict|/metadata)?$')
+
+  def route(method, path, body):
+    m = prefix.match(path)
+    if not m:
+      return 404, {'error': 'Malformed request'}
+    if m['name'] != model_name or (m['v'] and int(m['v']) != version):
+      spec = (f'Specific({m["name"]}, {m["v"]})' if m['v'] else
+              f'Latest({m["name"]})')
+      return 404, {'error': f'Servable not found for request: {spec}'}
+    if m['rest'] is None and method == 'GET':
+      return 200, {'model_version_status': [{
+          'version': str(version), 'state': 'AVAILABLE',
+          'status': {'error_code': 'OK', 'error_message': ''}}]}
+    if m['rest'] == '/metadata':
+      return 200, {'model_spec': {'name': model_name, 'signature_name': '',
+                                  'version': str(version)},
+                   'metadata': {'signature_def': {'signature_def': {}}}}
+    if 'inputs' in body:
+      inputs = body['inputs']
+      pixels = inputs['pixels'] if isinstance(inputs, dict) else inputs
+      out = _run(predict_fn, pixels)
+      return 200, {'outputs': {
+          'probabilities': out['probabilities'].tolist(),
+          'class_ids': out['class_ids'].tolist(),
+          'class_names': [n.decode() for n in out['class_names']]}}
+    out = _run(predict_fn, [i['pixels'] if isinstance(i, dict) else i
+                            for i in body['instances']])
+    return 200, {'predictions': _rows(out)}
+
+  return LoopbackServer(route)
+
+
+VERTEX_IDS = {'deployedModelId': '7777', 'modelVersionId': '3',
+              'modelDisplayName': 'fmnist'}
+
+
+def vertex(predict_fn) -> LoopbackServer:
+  """Vertex AI's REST `endpoints.predict` (and its error shape)."""
+  path_re = re.compile(
+      r'^/v1/projects/(?P<p>[^/]+)/locations/(?P<l>[^/]+)/endpoints/'
+      r'(?P<e>[^/:]+):predict')
+
+  def route(method, path, body):
+    m = path_re.match(path)
+    if method != 'POST' or not m:
+      return 404, {'error': {'code': 404, 'message': 'not found',
+                             'status': 'NOT_FOUND'}}
+    if m['e'] == 'missing':
+      return 404, {'error': {'code': 404, 'status': 'NOT_FOUND',
+                             'message': f'Endpoint {m["e"]} not found.'}}
+    out = _run(predict_fn, body['instances'])
+    return 200, {'predictions': _rows(out),
+                 'model': f'projects/{m["p"]}/locations/{m["l"]}/models/456',
+                 **VERTEX_IDS}
+
+  return LoopbackServer(route)
+
+
+def bigquery() -> LoopbackServer:
+  """BigQuery's `tabledata.insertAll`; rows land in `server.rows`."""
+  server = None
+
+  def route(method, path, body):
+    if method == 'POST' and path.split('?')[0].endswith('/insertAll'):
+      server.rows.extend(r['json'] for r in body['rows'])
+      return 200, {'kind': 'bigquery#tableDataInsertAllResponse'}
+    return 404, {'error': {'code': 404, 'message': path}}
+
+  server = LoopbackServer(route)
+  server.rows = []
+  return server

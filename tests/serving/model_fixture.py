@@ -1,0 +1,97 @@
+"""Builds a small, real SavedModel the way the pipeline exports one.
+
+Transform runs `preprocessing_fn` through tft_beam on a few random examples and
+the model is saved with `models.signatures.export`, so the fixture carries the
+same signatures (and the same embedded Transform graph) as a pushed model,
+without the minutes the TFX pipeline would take.
+"""
+
+import os
+import shutil
+import tempfile
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata
+from tensorflow_transform.tf_metadata import metadata_io
+from tensorflow_transform.tf_metadata import schema_utils
+
+from models import features
+from models import preprocessing
+from models import signatures
+from models.config import ModelConfig
+from models.model import build_model
+from serving import config as cfg_lib
+
+MODEL_NAME = 'fmnist'
+SMALL = ModelConfig(conv_filters=(8,), dense_units=16, epochs=1)
+
+
+def _transform_output(work_dir: str, num_examples: int, seed: int) -> str:
+  rng = np.random.default_rng(seed)
+  raw = [{features.IMAGE_KEY: rng.integers(0, 256, features.NUM_PIXELS).tolist(),
+          features.LABEL_KEY: int(rng.integers(0, features.NUM_CLASSES))}
+         for _ in range(num_examples)]
+  spec = {
+      features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS], tf.int64),
+      features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+  }
+  metadata = dataset_metadata.DatasetMetadata(
+      schema_utils.schema_from_feature_spec(spec))
+  out_dir = os.path.join(work_dir, 'transform_output')
+  with beam.Pipeline(options=PipelineOptions([])) as p, tft_beam.Context(
+      temp_dir=os.path.join(work_dir, 'tft_tmp'), force_tf_compat_v1=False):
+    data = p | beam.Create(raw, reshuffle=False)
+    _, transform_fn = ((data, metadata)
+                       | tft_beam.AnalyzeAndTransformDataset(
+                           preprocessing.preprocessing_fn))
+    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+  # Signatures read the raw spec from here, as after the pipeline's Transform.
+  metadata_io.write_metadata(
+      metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+  return out_dir
+
+
+def build_saved_model(export_dir: str, cfg: ModelConfig = SMALL,
+                      num_examples: int = 200, seed: int = 0,
+                      transform_dir: str = None) -> str:
+  """Exports a SavedModel to `export_dir`; returns the transform output dir."""
+  if transform_dir is None:
+    transform_dir = _transform_output(
+        tempfile.mkdtemp(prefix='fmnist-tft-'), num_examples, seed)
+  tf_transform_output = tft.TFTransformOutput(transform_dir)
+  tf.keras.utils.set_random_seed(seed)
+  model = build_model(cfg)
+  layer = tf_transform_output.transform_features_layer()
+  rng = np.random.default_rng(seed)
+  x = layer({features.IMAGE_KEY: tf.constant(
+      rng.integers(0, 256, (32, features.NUM_PIXELS)), tf.int64)})[
+          features.transformed_name(features.IMAGE_KEY)]
+  y = rng.integers(0, features.NUM_CLASSES, 32)
+  model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # one step
+  signatures.export(model, tf_transform_output, export_dir)
+  return transform_dir
+
+
+def direct(predict_fn, pixels):
+  import tensorflow as tf
+  out = predict_fn(pixels=tf.constant(np.asarray(pixels, np.float32)))
+  return {k: v.numpy() for k, v in out.items()}
+
+
+def make_config(model_home, tmp_path, **overrides) -> cfg_lib.ServingConfig:
+  log = overrides.pop('logging', cfg_lib.LogConfig(
+      sink='jsonl', directory=str(tmp_path / 'request_logs')))
+  return cfg_lib.ServingConfig(serving_dir=model_home['serving_dir'],
+                               model_name=MODEL_NAME, logging=log, **overrides)
+
+
+def push(src: str, serving_dir: str, version: int) -> None:
+  """Copies a SavedModel in the Pusher's way: staged, then renamed."""
+  staging = os.path.join(serving_dir, f'.staging-{version}')
+  shutil.copytree(src, staging)
+  os.rename(staging, os.path.join(serving_dir, str(version)))

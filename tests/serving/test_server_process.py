@@ -1,0 +1,110 @@
+"""`fmnist serve` as a real process on a real socket (uvicorn on 127.0.0.1)."""
+
+import concurrent.futures
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+
+from serving import imaging
+
+FMNIST = [sys.executable, '-m', 'fmnist.cli']
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _run(args, timeout=60):
+  return subprocess.run(FMNIST + args, cwd=REPO, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+def test_serve_on_a_socket_batches_and_flushes_on_shutdown(model_home,
+                                                           tmp_path, images):
+  port = _free_port()
+  log_dir = tmp_path / 'logs'
+  proc = subprocess.Popen(
+      FMNIST + ['serve', '--home', model_home['home'], '--port', str(port),
+                '--log-dir', str(log_dir)],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  url = f'http://127.0.0.1:{port}'
+  try:
+    deadline = time.time() + 90
+    while time.time() < deadline:
+      try:
+        if httpx.get(f'{url}/readyz', timeout=1).status_code == 200:
+          break
+      except httpx.TransportError:
+        pass
+      assert proc.poll() is None, proc.stderr.read()
+      time.sleep(0.3)
+    else:
+      raise AssertionError('server did not become ready')
+
+    png = imaging.encode_png(images[2])
+    r = httpx.post(f'{url}/predict', files={'file': ('s.png', png,
+                                                     'image/png')})
+    assert r.status_code == 200 and r.json()['model_version'] == '1'
+    body = {'instances': [images[0].tolist()]}
+    with httpx.Client(base_url=url) as client, \
+        concurrent.futures.ThreadPoolExecutor(16) as pool:
+      codes = list(pool.map(
+          lambda _: client.post('/v1/models/fmnist:predict', json=body
+                                ).status_code, range(96)))
+    assert codes == [200] * 96
+    metrics = httpx.get(f'{url}/metrics').text
+    count = float([l for l in metrics.splitlines()
+                   if l.startswith('fmnist_batch_size_count')][0].split()[-1])
+    # Fewer model calls than images: concurrent requests were batched.
+    assert count < 97
+  finally:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+  assert proc.returncode == 0, err
+  assert f'http://127.0.0.1:{port}' in out
+  records = [json.loads(l) for f in glob.glob(str(log_dir / '*.jsonl'))
+             for l in open(f)]
+  assert len(records) == 97  # every instance, flushed on SIGTERM
+  assert not glob.glob(str(log_dir / '*.inprogress'))
+
+
+def test_serve_usage_errors_are_one_line_exit_2(tmp_path):
+  r = _run(['serve', '--home', str(tmp_path)])
+  assert r.returncode == 2
+  assert r.stderr.strip().startswith('error: no pushed model under')
+  assert len(r.stderr.strip().splitlines()) == 1
+  r = _run(['serve', '--home', str(tmp_path), '--backend', 'vertex'])
+  assert r.returncode == 2 and '--vertex-endpoint' in r.stderr
+  r = _run(['serve', '--home', str(tmp_path), '--log-sample-rate', '2'])
+  assert r.returncode == 2 and 'sample rate' in r.stderr
+
+
+def test_serve_port_in_use(model_home):
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    s.listen()
+    r = _run(['serve', '--home', model_home['home'], '--port',
+              str(s.getsockname()[1])])
+  assert r.returncode == 2 and 'pass another --port' in r.stderr
+
+
+def test_serve_help_lists_the_flags():
+  r = _run(['serve', '--help'])
+  assert r.returncode == 0
+  for flag in ('--backend', '--home', '--serving-dir', '--host', '--port',
+               '--max-batch-size', '--batch-wait-ms', '--log-sink',
+               '--log-sample-rate', '--token', '--max-body-bytes',
+               '--max-instances', '--tfserving-url', '--vertex-endpoint'):
+    assert flag in r.stdout, flag

@@ -1,0 +1,161 @@
+"""The real pipeline (LocalDagRunner) on a slice of the real data.
+
+One pipeline home for the whole module, in order: a first span trains and
+pushes; a rerun is fully cached; drifted and broken spans are blocked before
+Transform/Trainer with the anomaly named and the pushed model untouched; a
+new clean span passes the drift check and retrains.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fmnist import cli
+from models import features
+from models import signatures
+from pipeline import configs
+from pipeline import ingest
+from pipeline import pusher
+from pipeline import summary
+
+pytestmark = pytest.mark.e2e
+
+SOURCE = configs.DEFAULT_SOURCE_DIR
+PIPELINE_ARGS = ['--epochs', '1', '--min-accuracy', '0.3',
+                 '--max-accuracy-drop', '1.0']
+TRAINING_NODES = {'Transform', 'Trainer', 'Evaluator', 'Pusher'}
+ALL_NODES = {'CuratedSchema', 'ImportExampleGen', 'StatisticsGen',
+             'InferredSchema', 'ExampleValidator', 'PreviousAcceptedSpan',
+             'DataGate', 'LatestBlessedModel'} | TRAINING_NODES
+
+
+@pytest.fixture(scope='module')
+def home(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('home'))
+
+
+def _run(home, capsys):
+  status = cli.main(['pipeline', 'run', '--home', home] + PIPELINE_ARGS)
+  out, err = capsys.readouterr()
+  return status, out, err
+
+
+def _states(home):
+  s = summary.summarize(configs.PipelineConfig.from_home(home))
+  return {c.node_id: c.state for c in s.components}, s
+
+
+def _write_span(home, span, images, labels, test_images, test_labels):
+  """A span written the way ingestion writes it, from arrays we altered."""
+  span_dir = os.path.join(home, 'data', f'span-{span}')
+  n_eval = len(images) // 10
+  for split, (x, y) in {
+      features.TRAIN_SPLIT: (images[n_eval:], labels[n_eval:]),
+      features.EVAL_SPLIT: (images[:n_eval], labels[:n_eval]),
+      features.TEST_SPLIT: (test_images, test_labels)}.items():
+    ingest.write_split(x, y, os.path.join(span_dir, split), 2, split)
+
+
+@pytest.fixture(scope='module')
+def real_parts():
+  train = ingest.read_idx_pair(SOURCE, ingest.TRAIN_FILES, offset=2000,
+                               limit=2000)
+  test = ingest.read_idx_pair(SOURCE, ingest.TEST_FILES, limit=500)
+  return train, test
+
+
+def test_first_span_trains_evaluates_and_pushes(home, capsys):
+  assert cli.main(['ingest', '--home', home, '--train-limit', '2000',
+                   '--test-limit', '500']) == 0
+  status, out, _ = _run(home, capsys)
+  assert status == 0
+  states, s = _states(home)
+  assert set(states) == ALL_NODES
+  assert all(state == 'ran' for state in states.values()), states
+  assert s.span == 1 and s.blessed
+  assert s.metrics.overall['example_count'] == 500
+  assert 0.3 <= s.metrics.overall['accuracy'] <= 1.0
+  assert len(s.metrics.per_class) == features.NUM_CLASSES
+  assert 'test accuracy' in out and 'pushed to' in out
+
+  base = os.path.join(home, 'serving_model')
+  versions = pusher.pushed_versions(base)
+  assert len(versions) == 1 and s.pushed_to == os.path.join(base, str(versions[0]))
+  model = tf.saved_model.load(s.pushed_to)
+  images, labels = ingest.read_idx_pair(SOURCE, ingest.TEST_FILES, limit=500)
+  out = model.signatures['serving_default'](
+      pixels=tf.constant(images.astype(np.float32)))
+  predicted = out[signatures.CLASS_IDS].numpy()
+  # The serving signature agrees with what TFMA measured on the same images.
+  assert np.mean(predicted == labels) == pytest.approx(
+      s.metrics.overall['accuracy'], abs=1e-6)
+
+
+def test_rerun_with_unchanged_inputs_is_cached(home, capsys):
+  base = os.path.join(home, 'serving_model')
+  before = pusher.pushed_versions(base)
+  resolvers = {'LatestBlessedModel', 'PreviousAcceptedSpan'}
+  # The first rerun re-evaluates: the baseline changed (run 1's model is now
+  # the latest blessed one). The same model is not pushed again.
+  assert _run(home, capsys)[0] == 0
+  states, _ = _states(home)
+  assert {n for n, s in states.items() if s == 'ran'} - resolvers == {
+      'Evaluator', 'Pusher'}
+  assert pusher.pushed_versions(base) == before
+  # Now nothing changed at all: every component is cached.
+  assert _run(home, capsys)[0] == 0
+  states, _ = _states(home)
+  assert {n: s for n, s in states.items() if n not in resolvers} == {
+      n: 'cached' for n in ALL_NODES - resolvers}
+  assert pusher.pushed_versions(base) == before
+
+
+def _assert_blocked(home, capsys, span, *named):
+  base = os.path.join(home, 'serving_model')
+  before = {v: os.path.getmtime(os.path.join(base, str(v)))
+            for v in pusher.pushed_versions(base)}
+  status, _, err = _run(home, capsys)
+  assert status == 2
+  assert f'span {span} was blocked before training' in err
+  for text in named:
+    assert text in err
+  assert 'Traceback' not in err
+  states, _ = _states(home)
+  assert states['DataGate'] == 'FAILED'
+  assert not TRAINING_NODES & set(states)
+  after = {v: os.path.getmtime(os.path.join(base, str(v)))
+           for v in pusher.pushed_versions(base)}
+  assert after == before
+
+
+def test_drifted_span_is_blocked_before_training(home, capsys, real_parts):
+  (images, labels), (test_images, test_labels) = real_parts
+  # Inverted images: dark garments on a white background.
+  _write_span(home, 2, 255 - images, labels, 255 - test_images, test_labels)
+  _assert_blocked(home, capsys, 2, "feature 'image'", 'Jensen-Shannon')
+
+
+def test_span_with_bad_labels_and_sizes_is_blocked(home, capsys, real_parts):
+  (images, labels), (test_images, test_labels) = real_parts
+  bad_labels = labels.copy()
+  bad_labels[::50] = 11
+  _write_span(home, 3, images, bad_labels, test_images, test_labels)
+  _assert_blocked(home, capsys, 3, "feature 'label'")
+
+  big = np.zeros((60, 32, 32), np.uint8)
+  _write_span(home, 4, big, labels[:60], big[:10], test_labels[:10])
+  _assert_blocked(home, capsys, 4, "feature 'image'")
+
+
+def test_new_clean_span_passes_drift_and_retrains(home, capsys, real_parts):
+  (images, labels), (test_images, test_labels) = real_parts
+  # Baseline is span 1, the last accepted one, not the blocked spans.
+  _write_span(home, 5, images, labels, test_images, test_labels)
+  status, out, err = _run(home, capsys)
+  assert status == 0, err
+  states, s = _states(home)
+  assert s.span == 5
+  assert states['DataGate'] == 'ran' and states['Trainer'] == 'ran'
+  assert states['CuratedSchema'] == 'cached'

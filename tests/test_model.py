@@ -1,0 +1,72 @@
+"""The CNN as the design specifies it, and its typed config."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from models import features
+from models import model as model_lib
+from models.augmentation import RandomAffine
+from models.config import ModelConfig
+
+
+def test_default_architecture_matches_the_design():
+  cfg = ModelConfig()
+  model = model_lib.build_model(cfg)
+  convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+  assert [c.filters for c in convs] == [32, 64, 128]
+  dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
+  assert [d.units for d in dense] == [512, features.NUM_CLASSES]
+  # BatchNorm after each conv and after the hidden dense layer.
+  assert sum(isinstance(l, keras.layers.BatchNormalization)
+             for l in model.layers) == 4
+  dropouts = [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)]
+  assert dropouts == [0.25, 0.25, 0.25, 0.5]
+  opt = model.optimizer
+  assert isinstance(opt, keras.optimizers.Adam)
+  assert float(opt.learning_rate.numpy()) == pytest.approx(1e-3)
+  assert opt.clipnorm == 1.0 and opt.weight_decay == pytest.approx(1e-5)
+  assert model.output_shape == (None, features.NUM_CLASSES)
+  assert model.name == 'custom-cnn-32-64-128-512-0.25-0.5'
+
+
+def test_callbacks_reduce_lr_and_stop_early():
+  cbs = model_lib.training_callbacks(ModelConfig(), '/tmp/logs')
+  kinds = {type(c).__name__ for c in cbs}
+  assert {'ReduceLROnPlateau', 'EarlyStopping', 'TensorBoard'} <= kinds
+
+
+def test_outputs_are_probabilities():
+  model = model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8))
+  probs = model.predict(np.random.rand(3, features.NUM_PIXELS), verbose=0)
+  assert probs.shape == (3, 10)
+  np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_augmentation_only_while_training():
+  layer = RandomAffine(15, 0.15, 0.15, 0.15, True, probability=1.0, seed=1)
+  images = tf.random.uniform((8, 28, 28, 1), seed=3)
+  assert np.array_equal(layer(images, training=False), images)
+  augmented = layer(images, training=True).numpy()
+  assert augmented.shape == images.shape
+  assert not np.allclose(augmented, images.numpy())
+  # Nearest fill: no zero border is invented for a constant image.
+  constant = tf.fill((4, 28, 28, 1), 0.7)
+  np.testing.assert_allclose(layer(constant, training=True), 0.7, atol=1e-5)
+
+
+def test_horizontal_flip_is_a_mirror_image():
+  flip_only = RandomAffine(0, 0, 0, 0, True, probability=0.0, seed=0)
+  image = tf.reshape(tf.range(28 * 28, dtype=tf.float32), (1, 28, 28, 1))
+  outputs = [flip_only(image, training=True).numpy() for _ in range(20)]
+  mirrored = image.numpy()[:, :, ::-1, :]
+  assert any(np.allclose(o, mirrored) for o in outputs)
+  assert any(np.allclose(o, image.numpy()) for o in outputs)
+
+
+def test_config_round_trips_and_rejects_unknown_keys():
+  cfg = ModelConfig(conv_filters=(16, 32), epochs=3)
+  assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+  with pytest.raises(ValueError, match='unknown model config keys'):
+    ModelConfig.from_dict({'epochz': 3})

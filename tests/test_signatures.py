@@ -1,0 +1,63 @@
+"""The exported SavedModel: raw pixels in, the Keras model's predictions out."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import features
+from models import signatures
+from pipeline import ingest
+
+
+@pytest.fixture(scope='module')
+def loaded(serving_dir):
+  return tf.saved_model.load(os.path.join(serving_dir, '1'))
+
+
+def test_exports_the_four_signatures(loaded):
+  assert set(loaded.signatures) == {'serving_default', 'serving_uint8',
+                                    'examples', 'transform_features'}
+
+
+def test_raw_pixels_give_the_keras_models_predictions(loaded, trained_model,
+                                                      real_slice):
+  model, transformed = trained_model
+  images, _ = real_slice
+  expected = model.predict(transformed[:32], verbose=0)
+  serve = loaded.signatures['serving_default']
+  for pixels in (images[:32].astype(np.float32),                    # [N,28,28]
+                 images[:32].reshape(32, 784).astype(np.float32)):  # [N,784]
+    out = serve(pixels=tf.constant(pixels))
+    np.testing.assert_allclose(out[signatures.PROBABILITIES], expected,
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(out[signatures.CLASS_IDS],
+                                  expected.argmax(axis=1))
+  names = out[signatures.CLASS_NAMES].numpy()
+  assert names[0].decode() == features.CLASS_NAMES[expected[0].argmax()]
+  uint8 = loaded.signatures['serving_uint8'](pixels=tf.constant(images[:32]))
+  np.testing.assert_allclose(uint8[signatures.PROBABILITIES], expected,
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_tf_example_signature_matches_raw_pixels(loaded, real_slice):
+  images, labels = real_slice
+  serialized = [ingest.to_example(i, l) for i, l in zip(images[:8], labels[:8])]
+  by_example = loaded.signatures['examples'](examples=tf.constant(serialized))
+  by_pixels = loaded.signatures['serving_default'](
+      pixels=tf.constant(images[:8].astype(np.float32)))
+  np.testing.assert_allclose(by_example[signatures.PROBABILITIES],
+                             by_pixels[signatures.PROBABILITIES], rtol=1e-5)
+
+
+@pytest.mark.parametrize('pixels, message', [
+    (np.zeros((2, 27, 27), np.float32), '784 pixels'),
+    (np.zeros((784,), np.float32), 'must be a batch'),
+    (np.full((1, 784), 256.0, np.float32), r'\[0, 255\]'),
+    (np.full((1, 784), -1.0, np.float32), r'\[0, 255\]'),
+    (np.full((1, 784), np.nan, np.float32), r'\[0, 255\]'),
+])
+def test_bad_pixels_are_rejected_with_a_message(loaded, pixels, message):
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    loaded.signatures['serving_default'](pixels=tf.constant(pixels))

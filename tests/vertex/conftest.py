@@ -1,0 +1,82 @@
+"""Shared fixtures: a clean FMNIST_* environment, flags and compiled specs."""
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # fake_vertex
+
+from fake_vertex import FakeVertex  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+PROJECT = 'fmnist-test-123'
+REGION = 'us-central1'
+BUCKET = 'fmnist-test-bucket'
+IMAGE = f'{REGION}-docker.pkg.dev/{PROJECT}/fmnist/fmnist-pipeline:abc123'
+RUNNER_SA = f'pipeline-runner@{PROJECT}.iam.gserviceaccount.com'
+TRAINING_SA = f'trainer@{PROJECT}.iam.gserviceaccount.com'
+
+
+def vertex_flags(**overrides):
+  """CLI flags for a valid Vertex config; overrides replace or drop (None)."""
+  values = {'project': PROJECT, 'region': REGION, 'bucket': BUCKET,
+            'image': IMAGE, 'service-account': RUNNER_SA,
+            'training-service-account': TRAINING_SA}
+  values.update(overrides)
+  flags = []
+  for name, value in values.items():
+    if value is None:
+      continue
+    flags += [f'--{name}'] if value is True else [f'--{name}', str(value)]
+  return flags
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+  """No FMNIST_* leaks in from the machine (or Cloud Build) running tests."""
+  for name in list(os.environ):
+    if name.startswith('FMNIST_'):
+      monkeypatch.delenv(name)
+
+
+def _compile(tmp_dir, *extra):
+  from fmnist import cli
+  out = os.path.join(tmp_dir, 'spec.json')
+  with pytest.MonkeyPatch.context() as mp:  # session scope: clean env here too
+    for name in list(os.environ):
+      if name.startswith('FMNIST_'):
+        mp.delenv(name)
+    assert cli.main(['pipeline', 'compile', *vertex_flags(), *extra,
+                     '--output', out]) == 0
+  with open(out, encoding='utf-8') as f:
+    return json.load(f)
+
+
+@pytest.fixture(scope='session')
+def spec(tmp_path_factory):
+  """The default Vertex spec: Dataflow + Vertex Training, no Endpoint."""
+  return _compile(tmp_path_factory.mktemp('spec'), '--label', 'team=ml')
+
+
+@pytest.fixture(scope='session')
+def spec_gpu_endpoint(tmp_path_factory):
+  return _compile(tmp_path_factory.mktemp('spec_gpu'),
+                  '--accelerator-type', 'NVIDIA_TESLA_T4',
+                  '--accelerator-count', '1',
+                  '--endpoint', 'fmnist-endpoint',
+                  '--prediction-image',
+                  'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest')
+
+
+@pytest.fixture(scope='session')
+def spec_in_pipeline(tmp_path_factory):
+  """Beam and training inside the pipeline steps (no Dataflow/Training)."""
+  return _compile(tmp_path_factory.mktemp('spec_plain'), '--no-dataflow',
+                  '--no-vertex-training')
+
+
+@pytest.fixture
+def fake_vertex():
+  with FakeVertex() as fake:
+    yield fake

@@ -1,0 +1,158 @@
+"""A loopback HTTP server that speaks enough of Vertex AI's REST API (v1).
+
+The real `google-cloud-aiplatform` SDK is pointed at it with
+`api_endpoint='http://127.0.0.1:PORT'`, `api_transport='rest'` and anonymous
+credentials, so tests see the exact requests the SDK sends. Resources are kept
+generically: `POST <collection>?<kind>Id=ID` creates `<collection>/ID`, `GET`
+reads it (404 in Google's error format otherwise), `PATCH` merges, and
+`POST <name>:<verb>` answers `{}`. Pipeline jobs walk through `job_states`.
+It also answers Docker Registry v2 manifest HEADs for `known_images`.
+"""
+
+import http.server
+import json
+import threading
+import urllib.parse
+from typing import Any, Dict, List, Optional
+
+
+# Collections whose create is a long-running operation, and their types.
+_LRO_TYPES = {'metadataStores': 'MetadataStore', 'tensorboards': 'Tensorboard'}
+
+
+class FakeVertex:
+  """Start with `with FakeVertex() as fake:`; inspect `fake.requests`."""
+
+  def __init__(self, job_states: Optional[List[str]] = None):
+    self.requests: List[Dict[str, Any]] = []
+    self.resources: Dict[str, Dict[str, Any]] = {}
+    self.job_states = list(job_states or ['PIPELINE_STATE_SUCCEEDED'])
+    self.job_error: Optional[str] = None
+    self.reject_create: Optional[tuple] = None  # (http status, message)
+    self.known_images: set = set()  # "name:tag" served by /v2/.../manifests
+    self._counter = 0
+    self._lock = threading.Lock()
+    fake = self
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+      def log_message(self, *args):  # keep pytest output clean
+        del args
+
+      def _body(self):
+        length = int(self.headers.get('Content-Length') or 0)
+        raw = self.rfile.read(length) if length else b''
+        try:
+          return json.loads(raw) if raw else None
+        except ValueError:
+          return raw.decode('utf-8', 'replace')
+
+      def _reply(self, status: int, payload: Any = None):
+        data = json.dumps(payload if payload is not None else {}).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        if self.command != 'HEAD':
+          self.wfile.write(data)
+
+      def _handle(self):
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        body = self._body()
+        with fake._lock:  # pylint: disable=protected-access
+          fake.requests.append({'method': self.command, 'path': url.path,
+                                'query': query, 'body': body,
+                                'headers': dict(self.headers)})
+          status, payload = fake.respond(self.command, url.path, query, body)
+        self._reply(status, payload)
+
+      do_GET = do_POST = do_PATCH = do_DELETE = do_HEAD = _handle
+
+    self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    self.port = self._server.server_address[1]
+    self.endpoint = f'http://127.0.0.1:{self.port}'
+    self.host = f'127.0.0.1:{self.port}'
+    self._thread = threading.Thread(target=self._server.serve_forever,
+                                    daemon=True)
+
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._server.shutdown()
+    self._server.server_close()
+
+  # -- responses -------------------------------------------------------------
+
+  @staticmethod
+  def _error(status: int, message: str, reason: str):
+    return status, {'error': {'code': status, 'message': message,
+                              'status': reason}}
+
+  def _next_id(self) -> str:
+    self._counter += 1
+    return str(1000 + self._counter)
+
+  def respond(self, method: str, path: str, query: Dict[str, str], body: Any):
+    if path.startswith('/v2/'):  # Docker Registry v2: HEAD manifests/<ref>
+      name, _, ref = path[len('/v2/'):].partition('/manifests/')
+      if f'{name}:{ref}' in self.known_images:
+        return 200, {}
+      return self._error(404, 'manifest unknown', 'NOT_FOUND')
+    if not path.startswith('/v1/'):
+      return self._error(404, f'no such API {path}', 'NOT_FOUND')
+    name = path[len('/v1/'):]
+    if method == 'POST' and ':' in name.rsplit('/', 1)[-1]:
+      return 200, {}
+    if method == 'POST':
+      return self._create(name, query, body or {})
+    if method == 'GET':
+      if name in self.resources:
+        return 200, self._read(name)
+      if name.rsplit('/', 1)[-1] in ('contexts', 'artifacts', 'executions',
+                                     'tensorboards', 'experiments', 'runs',
+                                     'timeSeries', 'pipelineJobs'):
+        return 200, {}  # empty list
+      return self._error(404, f'{name} not found', 'NOT_FOUND')
+    if method == 'PATCH':
+      if name not in self.resources:
+        return self._error(404, f'{name} not found', 'NOT_FOUND')
+      self.resources[name].update(body or {})
+      return 200, self.resources[name]
+    if method == 'DELETE':
+      self.resources.pop(name, None)
+      return 200, {'name': f'{name}/operations/1', 'done': True}
+    return self._error(400, f'unsupported {method}', 'INVALID_ARGUMENT')
+
+  def _create(self, collection: str, query: Dict[str, str], body: Dict):
+    kind = collection.rsplit('/', 1)[-1]
+    id_param = next((v for k, v in query.items() if k.endswith('Id')), None)
+    if kind == 'pipelineJobs' and self.reject_create:
+      status, message = self.reject_create
+      return self._error(status, message, 'INVALID_ARGUMENT')
+    name = f'{collection}/{id_param or self._next_id()}'
+    if name in self.resources and kind != 'pipelineJobs':
+      return self._error(409, f'{name} already exists', 'ALREADY_EXISTS')
+    resource = dict(body, name=name)
+    if kind == 'pipelineJobs':
+      resource['state'] = 'PIPELINE_STATE_PENDING'
+    self.resources[name] = resource
+    if kind in _LRO_TYPES:  # a long-running operation, already done
+      return 200, {'name': f'{name}/operations/1', 'done': True,
+                   'response': dict(resource, **{
+                       '@type': 'type.googleapis.com/google.cloud.aiplatform.'
+                                f'v1.{_LRO_TYPES[kind]}'})}
+    return 200, resource
+
+  def _read(self, name: str) -> Dict[str, Any]:
+    resource = self.resources[name]
+    if '/pipelineJobs/' in name and self.job_states:
+      resource['state'] = self.job_states.pop(0)
+      if resource['state'] == 'PIPELINE_STATE_FAILED' and self.job_error:
+        resource['error'] = {'code': 9, 'message': self.job_error}
+    return resource
+
+  def bodies(self, method: str, path_part: str) -> List[Any]:
+    return [r['body'] for r in self.requests
+            if r['method'] == method and path_part in r['path']]

@@ -1,0 +1,106 @@
+"""Bad input is a ConfigError naming what to fix, before any compile/submit."""
+
+import pytest
+
+from conftest import BUCKET, IMAGE, PROJECT, REGION, vertex_flags
+from fmnist import cli
+from pipeline import configs
+from pipeline import vertex_config as vc
+
+
+def _settings(**kw):
+  return vc.resolve_settings(kw, environ={})
+
+
+def _build(**kw):
+  values = dict(project=PROJECT, region=REGION, bucket=BUCKET, image=IMAGE)
+  values.update(kw)
+  return vc.build(_settings(**{k: v for k, v in values.items()
+                               if v is not None}),
+                  configs.PipelineConfig.from_home('/tmp/unused'))
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'project': None}, '--project (or FMNIST_PROJECT) is required'),
+    ({'project': 'My_Project'}, 'is not a project ID'),
+    ({'region': None}, '--region (or FMNIST_REGION) is required'),
+    ({'region': 'uscentral'}, 'is not a region like us-central1'),
+    ({'region': 'mars-north1'}, 'Vertex AI does not run in'),
+    ({'bucket': None}, '--bucket (or FMNIST_BUCKET) is required'),
+    ({'bucket': 'Bad_Bucket!'}, 'is not a bucket name'),
+    ({'pipeline_root': '/tmp/root'}, '--pipeline-root (or '
+     'FMNIST_PIPELINE_ROOT): \'/tmp/root\' must be a gs:// path'),
+    ({'data_root': 'data/'}, '--data-root'),
+    ({'image': None}, '--image (or FMNIST_IMAGE) is required'),
+    ({'image': 'us-docker.pkg.dev/p/r/img'}, 'has no tag'),
+    ({'image': 'us-docker.pkg.dev/p/r/img:bad tag!'}, 'not an image reference'),
+    ({'image': 'us-docker.pkg.dev/p/r/img:.bad'}, 'image tag \'.bad\' is '
+     'invalid'),
+    ({'image': None, 'repository': 'fmnist', 'image_tag': 'no/slash'},
+     '--image-tag'),
+    ({'service_account': 'runner@gmail.com'}, 'is not a service account'),
+    ({'accelerator_count': 2}, 'needs --accelerator-type'),
+    ({'accelerator_type': 'TPU_V3'}, 'is not a Vertex accelerator'),
+    ({'endpoint': 'ep'}, '--endpoint (or FMNIST_ENDPOINT) needs '
+     '--prediction-image'),
+])
+def test_bad_values_name_the_fix(overrides, message):
+  with pytest.raises(configs.ConfigError, match=None) as e:
+    _build(**overrides)
+  assert message in str(e.value)
+
+
+def test_bucket_from_pipeline_root_and_image_from_repository():
+  cfg = _build(bucket=None, pipeline_root='gs://other-bucket/roots/x/',
+               image=None, repository='fmnist', image_tag='abc123')
+  assert cfg.pipeline_root == 'gs://other-bucket/roots/x'
+  assert cfg.data_root == 'gs://other-bucket/data'
+  assert cfg.vertex.image == (f'{REGION}-docker.pkg.dev/{PROJECT}/fmnist/'
+                              'fmnist-pipeline:abc123')
+  assert cfg.metadata_path is None
+
+
+def test_flags_beat_env_beat_file(tmp_path):
+  path = tmp_path / 'vertex.yaml'
+  path.write_text('project: file-project\nregion: europe-west4\n'
+                  'dataflow-max-workers: 7\nlabels: {team: ml}\n')
+  settings = vc.resolve_settings(
+      {'project': 'flag-project'},
+      environ={'FMNIST_PROJECT': 'env-project', 'FMNIST_REGION': 'us-east1',
+               'FMNIST_DATAFLOW': 'false', 'FMNIST_BUCKET': ''},
+      file_values=vc.load_file(str(path)))
+  assert settings.project == 'flag-project'
+  assert settings.region == 'us-east1'
+  assert settings.dataflow is False
+  assert settings.dataflow_max_workers == 7
+  assert settings.labels == (('team', 'ml'),)
+  assert settings.bucket is None  # an empty substitution means "not set"
+
+
+def test_bad_env_and_file_values(tmp_path):
+  with pytest.raises(configs.ConfigError, match='FMNIST_DATAFLOW_MAX_WORKERS'):
+    vc.resolve_settings({}, environ={'FMNIST_DATAFLOW_MAX_WORKERS': 'many'})
+  with pytest.raises(configs.ConfigError, match='label oops is not KEY=VALUE'):
+    vc.resolve_settings({}, environ={'FMNIST_LABELS': 'a=b,oops'})
+  path = tmp_path / 'bad.yaml'
+  path.write_text('projekt: x\n')
+  with pytest.raises(configs.ConfigError, match="unknown keys \\['projekt'\\]"):
+    vc.load_file(str(path))
+
+
+def test_cli_compile_reads_environment(monkeypatch, tmp_path, capsys):
+  monkeypatch.setenv('FMNIST_PROJECT', PROJECT)
+  monkeypatch.setenv('FMNIST_REGION', REGION)
+  monkeypatch.setenv('FMNIST_BUCKET', BUCKET)
+  monkeypatch.setenv('FMNIST_IMAGE', 'no-tag.example/p/image')
+  assert cli.main(['pipeline', 'compile', '--output',
+                   str(tmp_path / 'p.json')]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: --image (or FMNIST_IMAGE)') and 'no tag' in err
+  assert not (tmp_path / 'p.json').exists()
+
+
+def test_cli_compile_rejects_local_pipeline_root(tmp_path, capsys):
+  assert cli.main(['pipeline', 'compile',
+                   *vertex_flags(**{'pipeline-root': str(tmp_path)})]) == 2
+  assert 'must be a gs:// path' in capsys.readouterr().err
