@@ -4,6 +4,7 @@ Kept thin so `build_model` and `export` can be tested without TFX.
 """
 
 import json
+import os
 
 from absl import logging
 import tensorflow as tf
@@ -19,6 +20,7 @@ from models import tracking
 from models.config import ModelConfig
 
 MODEL_CONFIG_KEY = 'model'
+HISTORY_FILE = 'history.json'
 
 
 def input_fn(file_pattern, data_accessor: tfx.components.DataAccessor,
@@ -51,8 +53,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
   model = model_lib.build_model(cfg)
   model.summary(print_fn=logging.info)
-  model.fit(train, validation_data=val, epochs=cfg.epochs, verbose=2,
-            callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir)
-            + tracking.callbacks(fn_args.custom_config, cfg, val))
+  history = model.fit(
+      train, validation_data=val, epochs=cfg.epochs, verbose=2,
+      callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir)
+      + tracking.callbacks(fn_args.custom_config, cfg, val))
+  # Per-epoch curves for the report (TensorBoard has them too).
+  tf.io.gfile.makedirs(fn_args.model_run_dir)
+  with tf.io.gfile.GFile(
+      os.path.join(fn_args.model_run_dir, HISTORY_FILE), 'w') as f:
+    json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()},
+              f)
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir)
   logging.info('Exported %s to %s', cfg.run_name(), fn_args.serving_model_dir)

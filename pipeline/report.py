@@ -20,6 +20,7 @@ from pipeline import configs
 from pipeline import summary as summary_lib
 
 CONFUSION_PNG = 'confusion_matrix.png'
+HISTORY_PNG = 'training_curves.png'
 STATISTICS_HTML = 'statistics.html'
 
 
@@ -44,6 +45,24 @@ def plot_confusion(confusion: List[List[float]], path: str) -> None:
         ax.text(j, i, f'{confusion[i][j]:.0f}', ha='center', va='center',
                 fontsize=8, color='white' if normalized[i][j] > 0.5 else 'black')
   ax.set_title('Test-set confusion matrix (rows: actual class)')
+  fig.tight_layout()
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    fig.savefig(f, format='png', dpi=100)
+  plt.close(fig)
+
+
+def plot_history(history, path: str) -> None:
+  """Per-epoch loss and accuracy, training vs. validation, as a PNG."""
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+  for ax, metric in zip(axes, ('loss', 'sparse_categorical_accuracy')):
+    for prefix, style in (('', '-'), ('val_', '--')):
+      values = history.get(prefix + metric)
+      if values:
+        ax.plot(range(1, len(values) + 1), values, style,
+                label=('validation ' if prefix else 'training ') + metric)
+    ax.set_xlabel('epoch')
+    ax.legend()
+    ax.grid(alpha=0.3)
   fig.tight_layout()
   with tf.io.gfile.GFile(path, 'wb') as f:
     fig.savefig(f, format='png', dpi=100)
@@ -143,6 +162,12 @@ def write_report(cfg: configs.PipelineConfig,
     plot_confusion(latest_eval.metrics.confusion,
                    os.path.join(out_dir, CONFUSION_PNG))
     parts.append(f'<img src="{CONFUSION_PNG}" alt="confusion matrix">')
+  latest_training = next((s for s in reversed(summaries) if s.history), None)
+  if latest_training:
+    plot_history(latest_training.history, os.path.join(out_dir, HISTORY_PNG))
+    parts += [f'<h2>Training of run {html.escape(latest_training.run_id)} '
+              f'({latest_training.epochs} epochs)</h2>',
+              f'<img src="{HISTORY_PNG}" alt="training curves">']
   if summaries:
     parts += ['<h2>Component wall times of the newest run</h2>',
               _components_table(summaries[-1])]

@@ -6,15 +6,18 @@ included, which is what a user waits for).
 """
 
 import dataclasses
+import json
 import os
 from typing import Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tfx.orchestration import metadata
 
 from models import features
+from models import trainer
 from pipeline import configs
 from pipeline import evaluation
 
@@ -54,6 +57,12 @@ class RunSummary:
   metrics: Optional[EvalMetrics]
   blessed: Optional[bool]
   pushed_to: Optional[str]   # the version directory, if this run pushed
+  # Trainer's per-epoch metrics (`history.json`), {} if nothing was trained.
+  history: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
+
+  @property
+  def epochs(self) -> int:
+    return len(self.history.get('loss', []))
 
   @property
   def total_seconds(self) -> float:
@@ -168,6 +177,13 @@ def summarize(cfg: configs.PipelineConfig,
   evaluation_artifact = first('ModelEvaluation')
   blessing = first('ModelBlessing')
   pushed = first('PushedModel')
+  model_run = first('ModelRun')
+  history = {}
+  if model_run is not None:
+    path = os.path.join(model_run.uri, trainer.HISTORY_FILE)
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as f:
+        history = json.load(f)
   metrics = None
   if evaluation_artifact is not None and os.path.isdir(evaluation_artifact.uri):
     metrics = load_eval_metrics(evaluation_artifact.uri)
@@ -183,7 +199,8 @@ def summarize(cfg: configs.PipelineConfig,
       metrics=metrics,
       blessed=(None if blessing is None else
                blessing.custom_properties['blessed'].int_value == 1),
-      pushed_to=pushed_to)
+      pushed_to=pushed_to,
+      history=history)
 
 
 def format_summary(s: RunSummary) -> str:
@@ -197,6 +214,10 @@ def format_summary(s: RunSummary) -> str:
   lines.append(f'  {"total":<22} {"":<8} {total:8.1f}')
   if total:
     lines.append(f'  training is {100 * train / total:.0f}% of the wall time')
+  if s.epochs:
+    val = s.history.get('val_sparse_categorical_accuracy', [])
+    lines.append(f'  trained {s.epochs} epochs in {train:.0f} s'
+                 + (f', best validation accuracy {max(val):.4f}' if val else ''))
   lines.append('')
   if s.metrics:
     o = s.metrics.overall

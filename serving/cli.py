@@ -129,8 +129,15 @@ def _check_port(host: str, port: int) -> None:
 def _preflight(config: cfg_lib.ServingConfig) -> None:
   if config.backend != 'local':
     return
-  from pipeline import pusher  # pylint: disable=g-import-not-at-top
-  if not pusher.pushed_versions(config.serving_dir):
+  if '://' in config.serving_dir:
+    from pipeline import pusher  # pylint: disable=g-import-not-at-top
+    versions = pusher.pushed_versions(config.serving_dir)
+  else:  # same rule as pusher.pushed_versions, without importing TensorFlow
+    d = config.serving_dir
+    versions = [n for n in (os.listdir(d) if os.path.isdir(d) else [])
+                if n.isdigit() and os.path.exists(
+                    os.path.join(d, n, 'saved_model.pb'))]
+  if not versions:
     raise _UsageError(
         f'no pushed model under {config.serving_dir}: run `fmnist run` (or '
         'pass --home/--serving-dir)')

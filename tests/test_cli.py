@@ -1,0 +1,45 @@
+"""The `fmnist` command: help everywhere, errors as one line, not tracebacks."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fmnist import cli
+
+
+def _fmnist(*args):
+  env = {k: v for k, v in os.environ.items() if k != 'TF_CPP_MIN_LOG_LEVEL'}
+  return subprocess.run([sys.executable, '-m', 'fmnist.cli', *args], env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('command', [
+    [], ['ingest'], ['pipeline'], ['pipeline', 'run'], ['pipeline', 'compile'],
+    ['run'], ['report'], ['serve']])
+def test_every_subcommand_has_help(command):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(command + ['--help'])
+  assert exit_info.value.code == 0
+
+
+def test_missing_source_is_one_clear_line(tmp_path):
+  result = _fmnist('ingest', '--home', str(tmp_path), '--source',
+                   str(tmp_path / 'nowhere'))
+  assert result.returncode == 2
+  assert result.stderr.strip().startswith('error: ')
+  assert 'file not found' in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_pipeline_without_data_says_what_to_do(tmp_path, capsys):
+  assert cli.main(['pipeline', 'run', '--home', str(tmp_path)]) == 2
+  err = capsys.readouterr().err
+  assert 'no span under' in err and 'fmnist ingest' in err
+
+
+def test_bad_flag_values_are_refused(tmp_path, capsys):
+  assert cli.main(['pipeline', 'run', '--home', str(tmp_path),
+                   '--epochs', '0']) == 2
+  assert '--epochs must be at least 1' in capsys.readouterr().err
