@@ -21,7 +21,8 @@ EXTRAS = {
     # The Cloud Run proxy in front of TF Serving / Vertex / the local model.
     'serving': ['fastapi', 'uvicorn', 'python-multipart', 'pillow',
                 'prometheus-client', 'tensorflow-serving-api==2.16.1',
-                'google-cloud-bigquery'],
+                'google-cloud-bigquery', 'httpx',
+                'google-cloud-aiplatform==1.70.0'],
     'test': ['pytest', 'httpx'],
 }
 EXTRAS['all'] = sorted({r for reqs in EXTRAS.values() for r in reqs})
@@ -34,7 +35,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['models', 'models.*', 'pipeline',
                                                'pipeline.*', 'serving',
                                                'serving.*', 'fmnist', 'fmnist.*']),
-    package_data={'': ['*.pbtxt']},
+    package_data={'': ['*.pbtxt', '*.json']},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={'console_scripts': ['fmnist=fmnist.cli:main']},

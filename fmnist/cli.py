@@ -154,6 +154,19 @@ def cmd_report(args) -> int:
   return 0
 
 
+def _user_errors() -> tuple:
+  """Errors whose message tells the user what to fix (printed, no traceback).
+
+  Only modules a command has loaded are asked, so `--help` stays fast.
+  """
+  errors = [UsageError, configs.ConfigError]
+  for module, name in (('pipeline.ingest', 'IngestError'),
+                       ('pipeline.validation', 'DataValidationError')):
+    if module in sys.modules:
+      errors.append(getattr(sys.modules[module], name))
+  return tuple(errors)
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog='fmnist', description=__doc__.split('\n\n')[0],
@@ -212,12 +225,11 @@ def main(argv: Optional[List[str]] = None) -> int:
   # TFX's Beam executors parse sys.argv with absl flags (`-v` would become
   # absl's --verbosity); our arguments are parsed already and are not theirs.
   sys.argv = sys.argv[:1]
-  from pipeline import ingest
-  from pipeline import validation
   try:
     return args.func(args)
-  except (UsageError, ingest.IngestError, validation.DataValidationError,
-          configs.ConfigError) as e:
+  except Exception as e:  # pylint: disable=broad-except
+    if not isinstance(e, _user_errors()):
+      raise
     print(f'error: {e}', file=sys.stderr)
     return 2
   except KeyboardInterrupt:

@@ -12,6 +12,8 @@ class ModelConfig:
   values are visible in MLMD and in the Vertex UI.
   """
   conv_filters: Tuple[int, ...] = (32, 64, 128)
+  # 3x3 conv + BatchNorm + ReLU layers per block, before pooling and dropout.
+  convs_per_block: int = 1
   dense_units: int = 512
   conv_dropout: float = 0.25
   dense_dropout: float = 0.5

@@ -21,9 +21,10 @@ def build_model(cfg: ModelConfig) -> keras.Model:
                    probability=cfg.augment_probability, seed=cfg.seed,
                    name='augment')(x)
   for filters in cfg.conv_filters:
-    x = keras.layers.Conv2D(filters, 3, padding='same', use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.Activation('relu')(x)
+    for _ in range(cfg.convs_per_block):
+      x = keras.layers.Conv2D(filters, 3, padding='same', use_bias=False)(x)
+      x = keras.layers.BatchNormalization()(x)
+      x = keras.layers.Activation('relu')(x)
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Dropout(cfg.conv_dropout)(x)
   x = keras.layers.Flatten()(x)

@@ -94,7 +94,8 @@ def add_args(parser) -> None:
     name, help_text = field.name, _HELP[field.name]
     kwargs: Dict[str, Any] = dict(default=None, help=help_text)
     if field.name == 'labels':
-      group.add_argument('--label', dest='labels', action='append', **kwargs)
+      group.add_argument(vc.flag_name(name), dest=name, action='append',
+                         **kwargs)
       continue
     if field.name == 'wait':
       kwargs['action'] = 'store_true'
@@ -223,8 +224,9 @@ def console_url(job, region: str, project: str) -> str:
           f'pipelines/runs/{job_id}?project={project}')
 
 
-def wait_for(job, poll_seconds: float, out=sys.stdout) -> int:
+def wait_for(job, poll_seconds: float, out=None) -> int:
   """Follows the job until it ends; 0 if it succeeded, 1 otherwise."""
+  out = out or sys.stdout
   from google.cloud.aiplatform import compat  # pylint: disable=g-import-not-at-top
   state_enum = compat.types.pipeline_state.PipelineState
   ended = {state_enum.PIPELINE_STATE_SUCCEEDED, state_enum.PIPELINE_STATE_FAILED,

@@ -84,6 +84,8 @@ def env_name(field: str) -> str:
 
 
 def flag_name(field: str) -> str:
+  if field == 'labels':  # repeatable: --label a=b --label c=d
+    return '--label'
   return '--' + field.replace('_', '-')
 
 

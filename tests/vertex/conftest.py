@@ -77,6 +77,9 @@ def spec_in_pipeline(tmp_path_factory):
 
 
 @pytest.fixture
-def fake_vertex():
+def fake_vertex(monkeypatch):
   with FakeVertex() as fake:
+    # PipelineJob.submit checks the pipeline root's bucket with the GCS
+    # client, which honours this variable.
+    monkeypatch.setenv('STORAGE_EMULATOR_HOST', fake.endpoint)
     yield fake

@@ -6,7 +6,8 @@ credentials, so tests see the exact requests the SDK sends. Resources are kept
 generically: `POST <collection>?<kind>Id=ID` creates `<collection>/ID`, `GET`
 reads it (404 in Google's error format otherwise), `PATCH` merges, and
 `POST <name>:<verb>` answers `{}`. Pipeline jobs walk through `job_states`.
-It also answers Docker Registry v2 manifest HEADs for `known_images`.
+It also answers Docker Registry v2 manifest HEADs for `known_images`, and the
+GCS bucket lookup PipelineJob.submit makes (via STORAGE_EMULATOR_HOST).
 """
 
 import http.server
@@ -100,6 +101,8 @@ class FakeVertex:
       if f'{name}:{ref}' in self.known_images:
         return 200, {}
       return self._error(404, 'manifest unknown', 'NOT_FOUND')
+    if path.startswith('/storage/v1/b/'):  # GCS JSON API (bucket exists)
+      return 200, {'name': path.split('/')[4]}
     if not path.startswith('/v1/'):
       return self._error(404, f'no such API {path}', 'NOT_FOUND')
     name = path[len('/v1/'):]

@@ -33,7 +33,9 @@ def _build(**kw):
     ({'data_root': 'data/'}, '--data-root'),
     ({'image': None}, '--image (or FMNIST_IMAGE) is required'),
     ({'image': 'us-docker.pkg.dev/p/r/img'}, 'has no tag'),
-    ({'image': 'us-docker.pkg.dev/p/r/img:bad tag!'}, 'not an image reference'),
+    ({'image': 'us-docker.pkg.dev/p/r/img:bad tag!'}, "tag 'bad tag!' is "
+     'invalid'),
+    ({'image': 'not an image'}, 'is not an image reference'),
     ({'image': 'us-docker.pkg.dev/p/r/img:.bad'}, 'image tag \'.bad\' is '
      'invalid'),
     ({'image': None, 'repository': 'fmnist', 'image_tag': 'no/slash'},
@@ -80,7 +82,7 @@ def test_flags_beat_env_beat_file(tmp_path):
 def test_bad_env_and_file_values(tmp_path):
   with pytest.raises(configs.ConfigError, match='FMNIST_DATAFLOW_MAX_WORKERS'):
     vc.resolve_settings({}, environ={'FMNIST_DATAFLOW_MAX_WORKERS': 'many'})
-  with pytest.raises(configs.ConfigError, match='label oops is not KEY=VALUE'):
+  with pytest.raises(configs.ConfigError, match="--label \\(or FMNIST_LABELS\\): label 'oops' is not"):
     vc.resolve_settings({}, environ={'FMNIST_LABELS': 'a=b,oops'})
   path = tmp_path / 'bad.yaml'
   path.write_text('projekt: x\n')

@@ -4,8 +4,6 @@ The SDK talks REST to a loopback server (fake_vertex) with anonymous
 credentials; the assertions are on the requests it actually sent.
 """
 
-import json
-
 from google.auth import credentials as ga_credentials
 import pytest
 
@@ -117,14 +115,3 @@ def test_missing_credentials_stop_before_anything(fake_vertex, monkeypatch,
   assert 'no Google Cloud credentials' in capsys.readouterr().err
   assert not fake_vertex.requests
 
-
-def test_sdk_accepts_the_compiled_file_as_template(spec, tmp_path):
-  """PipelineJob reads the TFX output from a local path (no GCS upload)."""
-  from google.cloud import aiplatform
-  path = tmp_path / 'spec.json'
-  path.write_text(json.dumps(spec))
-  job = aiplatform.PipelineJob(
-      display_name='fmnist-tfx', template_path=str(path), project=PROJECT,
-      location=REGION, credentials=ga_credentials.AnonymousCredentials())
-  assert job.gca_resource.runtime_config.gcs_output_directory == (
-      f'gs://{BUCKET}/pipeline_root/fmnist-tfx')

@@ -1,0 +1,165 @@
+"""Raw in-process SavedModel predict vs. the proxy over HTTP, side by side.
+
+  python benchmarks/serving_latency.py [--serving-dir DIR] [--requests 400]
+
+Without --serving-dir it exports an untrained model with the default
+architecture (same compute as a trained one) using the test fixture's real
+export path. The proxy runs as `fmnist serve` in its own process on
+127.0.0.1 (JSONL request logging on, as by default); the client is a minimal
+keep-alive asyncio HTTP/1.1 client so it costs the server's cores little.
+Bounded request counts; loopback only.
+"""
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _percentiles(latencies_s):
+  ms = np.asarray(latencies_s) * 1000
+  return [float(np.percentile(ms, q)) for q in (50, 95, 99)]
+
+
+def _build_model(out_dir: str) -> str:
+  spec = importlib.util.spec_from_file_location(
+      'model_fixture', os.path.join(REPO, 'tests', 'serving',
+                                    'model_fixture.py'))
+  fixture = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(fixture)
+  from models.config import ModelConfig
+  serving_dir = os.path.join(out_dir, 'serving_model')
+  fixture.build_saved_model(os.path.join(serving_dir, '1'), cfg=ModelConfig())
+  return serving_dir
+
+
+def bench_raw(serving_dir: str, n: int, batch: int):
+  import tensorflow as tf
+  from pipeline import pusher
+  version = pusher.pushed_versions(serving_dir)[-1]
+  fn = tf.saved_model.load(os.path.join(serving_dir, str(version))
+                           ).signatures['serving_default']
+  rng = np.random.default_rng(0)
+  rows = []
+  for size, calls in ((1, n), (batch, max(20, n // 8))):
+    x = rng.integers(0, 256, (size, 784)).astype(np.float32)
+    for _ in range(10):
+      fn(pixels=tf.constant(x))
+    lat = []
+    start = time.perf_counter()
+    for _ in range(calls):
+      t = time.perf_counter()
+      fn(pixels=tf.constant(x))['probabilities'].numpy()
+      lat.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - start
+    rows.append((f'raw SavedModel, batch {size}', *_percentiles(lat),
+                 calls * size / elapsed))
+  return rows
+
+
+def _request(port: int, payload: bytes) -> bytes:
+  return (f'POST /v1/models/fmnist:predict HTTP/1.1\r\nHost: 127.0.0.1:{port}'
+          f'\r\nContent-Type: application/json\r\nContent-Length: '
+          f'{len(payload)}\r\n\r\n').encode() + payload
+
+
+async def _worker(port, request, count, latencies):
+  reader, writer = await asyncio.open_connection('127.0.0.1', port)
+  try:
+    for _ in range(count):
+      t = time.perf_counter()
+      writer.write(request)
+      head = await reader.readuntil(b'\r\n\r\n')
+      status = head.split(b' ', 2)[1]
+      length = int(head.lower().split(b'content-length:')[1].split(b'\r\n')[0])
+      await reader.readexactly(length)
+      if status != b'200':
+        raise RuntimeError(f'proxy answered {status!r}')
+      latencies.append(time.perf_counter() - t)
+  finally:
+    writer.close()
+
+
+async def _load(port, request, concurrency, total):
+  latencies = []
+  per = max(1, total // concurrency)
+  start = time.perf_counter()
+  await asyncio.gather(*(_worker(port, request, per, latencies)
+                         for _ in range(concurrency)))
+  return latencies, time.perf_counter() - start
+
+
+def bench_proxy(serving_dir: str, n: int, log_dir: str):
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'serving.cli', 'serve', '--serving-dir',
+       serving_dir, '--port', str(port), '--log-dir', log_dir],
+      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  try:
+    deadline = time.time() + 180
+    while True:
+      try:
+        with socket.create_connection(('127.0.0.1', port), timeout=1) as c:
+          c.sendall(b'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')
+          if b' 200 ' in c.recv(1024):
+            break
+      except OSError:
+        pass
+      if proc.poll() is not None or time.time() > deadline:
+        raise RuntimeError(proc.stderr.read().decode()[-2000:])
+      time.sleep(0.3)
+    rng = np.random.default_rng(1)
+    payload = json.dumps({'instances': [
+        rng.integers(0, 256, 784).tolist()]}).encode()
+    request = _request(port, payload)
+    rows = []
+    asyncio.run(_load(port, request, 4, 100))  # warm-up
+    for concurrency, total in ((1, n), (8, 2 * n), (32, 4 * n)):
+      lat, elapsed = asyncio.run(_load(port, request, concurrency, total))
+      rows.append((f'proxy HTTP, concurrency {concurrency}',
+                   *_percentiles(lat), len(lat) / elapsed))
+    return rows
+  finally:
+    proc.terminate()
+    proc.wait(60)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  p.add_argument('--serving-dir', default=None)
+  p.add_argument('--requests', type=int, default=400,
+                 help='requests at concurrency 1 (x2 at 8, x4 at 32)')
+  p.add_argument('--batch', type=int, default=32)
+  args = p.parse_args(argv)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  with tempfile.TemporaryDirectory() as tmp:
+    serving_dir = args.serving_dir or _build_model(tmp)
+    rows = bench_raw(serving_dir, args.requests, args.batch)
+    rows += bench_proxy(serving_dir, args.requests, os.path.join(tmp, 'logs'))
+  print(f'{"":32} {"p50 ms":>8} {"p95 ms":>8} {"p99 ms":>8} {"images/s":>10}')
+  for name, p50, p95, p99, rate in rows:
+    print(f'{name:32} {p50:8.2f} {p95:8.2f} {p99:8.2f} {rate:10.0f}')
+  raw1, raw_b = rows[0], rows[1]
+  c1, c32 = rows[2], rows[4]
+  print(f'\nproxy c=1 p50 - raw batch-1 p50: {c1[1] - raw1[1]:+.2f} ms '
+        '(target <= 2 ms)')
+  print(f'proxy c=32 throughput / raw batched: {c32[4] / raw_b[4]:.2f} '
+        '(target >= 0.5)')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
