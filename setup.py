@@ -19,7 +19,7 @@ EXTRAS = {
     'vertex': ['kfp==2.5.0', 'kfp-pipeline-spec==0.2.2',
                'google-cloud-aiplatform==1.70.0'],
     # The Cloud Run proxy in front of TF Serving / Vertex / the local model.
-    'serving': ['fastapi', 'uvicorn', 'python-multipart', 'pillow',
+    'serving': ['fastapi', 'uvicorn', 'httptools', 'uvloop', 'python-multipart', 'pillow',
                 'prometheus-client', 'tensorflow-serving-api==2.16.1',
                 'google-cloud-bigquery', 'httpx',
                 'google-cloud-aiplatform==1.70.0'],

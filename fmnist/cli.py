@@ -39,11 +39,14 @@ class _ProgressFilter(logging.Filter):
 def _setup_logging(verbose: bool) -> None:
   # Set before TensorFlow is imported (it is imported lazily below).
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if verbose else '3')
-  logging.basicConfig(level=logging.INFO,
+  # force: a library imported earlier may have configured the root logger.
+  logging.basicConfig(level=logging.INFO, force=True,
                       format='%(asctime)s %(levelname)s %(message)s')
   if not verbose:
     for handler in logging.getLogger().handlers:
       handler.addFilter(_ProgressFilter())
+    # TensorFlow's Python logger has a handler of its own.
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)
     import warnings
     warnings.filterwarnings('ignore')
 

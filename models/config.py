@@ -13,7 +13,7 @@ class ModelConfig:
   """
   conv_filters: Tuple[int, ...] = (32, 64, 128)
   # 3x3 conv + BatchNorm + ReLU layers per block, before pooling and dropout.
-  convs_per_block: int = 1
+  convs_per_block: int = 2
   dense_units: int = 512
   conv_dropout: float = 0.25
   dense_dropout: float = 0.5
@@ -27,7 +27,7 @@ class ModelConfig:
   zoom_fraction: float = 0.15
   horizontal_flip: bool = True
   # Share of images that get the affine transform (flip is separate).
-  augment_probability: float = 0.5
+  augment_probability: float = 0.3
   # Training loop.
   epochs: int = 30
   batch_size: int = 128

@@ -138,6 +138,56 @@ def _write_statistics(cfg: configs.PipelineConfig, out_dir: str) -> bool:
   return True
 
 
+def _describe(feature, field: str) -> str:
+  if field != 'type' and not feature.HasField(field):
+    return '(unset)'
+  text = ' '.join(str(getattr(feature, field)).split())
+  return text or ('scalar' if field == 'shape' else '(empty)')
+
+
+def schema_differences(curated, inferred) -> List[str]:
+  """Where the schema SchemaGen infers from the data differs from the curated one.
+
+  A reviewer reads this before editing `schema/schema.pbtxt`: a difference is
+  either something the curated schema states on purpose (a domain, an
+  environment) or a sign that the data changed.
+  """
+  lines = []
+  curated_f = {f.name: f for f in curated.feature}
+  inferred_f = {f.name: f for f in inferred.feature}
+  for name in sorted(set(curated_f) | set(inferred_f)):
+    if name not in inferred_f:
+      lines.append(f"feature '{name}': in the curated schema, not in the data")
+      continue
+    if name not in curated_f:
+      lines.append(f"feature '{name}': in the data, not in the curated schema")
+      continue
+    c, i = curated_f[name], inferred_f[name]
+    for field in ('type', 'shape', 'int_domain', 'presence'):
+      if getattr(c, field) != getattr(i, field):
+        lines.append(f"feature '{name}' {field}: curated "
+                     f'{_describe(c, field)}; inferred {_describe(i, field)}')
+  return lines
+
+
+def _schema_section(cfg: configs.PipelineConfig) -> str:
+  """The curated-vs-inferred diff for the newest InferredSchema output."""
+  from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+  store = summary_lib.open_store(cfg)
+  inferred = [a for a in store.get_artifacts_by_type('Schema')
+              if 'InferredSchema' in a.uri]
+  if not inferred:
+    return ''
+  reader = io_utils.SchemaReader()
+  newest = max(inferred, key=lambda a: a.id)
+  diff = schema_differences(
+      reader.read(os.path.join(cfg.schema_dir, 'schema.pbtxt')),
+      reader.read(io_utils.get_only_uri_in_dir(newest.uri)))
+  items = ''.join(f'<li><code>{html.escape(d)}</code></li>' for d in diff)
+  return ('<h2>Curated vs. inferred schema (newest span)</h2>'
+          + (f'<ul>{items}</ul>' if diff else '<p>No differences.</p>'))
+
+
 _STYLE = ('body{font-family:sans-serif;margin:2em;max-width:1200px}'
           'table{border-collapse:collapse;margin:1em 0}'
           'td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}'
@@ -171,6 +221,7 @@ def write_report(cfg: configs.PipelineConfig,
   if summaries:
     parts += ['<h2>Component wall times of the newest run</h2>',
               _components_table(summaries[-1])]
+  parts.append(_schema_section(cfg))
   try:
     if _write_statistics(cfg, out_dir):
       parts.append(f'<h2>Data</h2><p><a href="{STATISTICS_HTML}">TFDV '

@@ -159,3 +159,19 @@ def test_new_clean_span_passes_drift_and_retrains(home, capsys, real_parts):
   assert s.span == 5
   assert states['DataGate'] == 'ran' and states['Trainer'] == 'ran'
   assert states['CuratedSchema'] == 'cached'
+
+
+def test_report_shows_every_run_side_by_side(home, capsys):
+  assert cli.main(['report', '--home', home]) == 0
+  index = capsys.readouterr().out.strip()
+  assert index == os.path.join(home, 'reports', 'index.html')
+  with open(index) as f:
+    page = f.read()
+  store = summary.open_store(configs.PipelineConfig.from_home(home))
+  for run_id in summary.run_ids(store):
+    assert run_id in page
+  assert page.count('failed at DataGate') == 3
+  assert 'Curated vs. inferred schema' in page
+  for name in ('confusion_matrix.png', 'training_curves.png',
+               'statistics.html'):
+    assert os.path.getsize(os.path.join(home, 'reports', name)) > 1000

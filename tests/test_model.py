@@ -15,12 +15,12 @@ def test_default_architecture_matches_the_design():
   cfg = ModelConfig()
   model = model_lib.build_model(cfg)
   convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
-  assert [c.filters for c in convs] == [32, 64, 128]
+  assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128]
   dense = [l for l in model.layers if isinstance(l, keras.layers.Dense)]
   assert [d.units for d in dense] == [512, features.NUM_CLASSES]
   # BatchNorm after each conv and after the hidden dense layer.
   assert sum(isinstance(l, keras.layers.BatchNormalization)
-             for l in model.layers) == 4
+             for l in model.layers) == len(convs) + 1
   dropouts = [l.rate for l in model.layers if isinstance(l, keras.layers.Dropout)]
   assert dropouts == [0.25, 0.25, 0.25, 0.5]
   opt = model.optimizer
