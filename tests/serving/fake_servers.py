@@ -7,16 +7,16 @@ got, and can be made slow or failing.
 
 import json
 import re
-import threading
 import time
 from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
+import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
 
-class LoopbackServer:
+
+class LoopbackServer(loopback.Loopback):
   """A threaded HTTP server on 127.0.0.1 with a routing function."""
 
   def __init__(self, route: Callable[[str, str, Any], tuple]):
@@ -59,19 +59,7 @@ class LoopbackServer:
       def do_POST(self):
         self._handle('POST')
 
-    self._server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    self._server.daemon_threads = True
-    self.url = f'http://127.0.0.1:{self._server.server_port}'
-    self._thread = threading.Thread(target=self._server.serve_forever,
-                                    daemon=True)
-
-  def __enter__(self):
-    self._thread.start()
-    return self
-
-  def __exit__(self, *exc):
-    self._server.shutdown()
-    self._server.server_close()
+    super().__init__(Handler)
 
 
 def _run(predict_fn, pixels) -> Dict[str, np.ndarray]:

@@ -2,34 +2,12 @@
 
 import json
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # fake_vertex
+from fake_vertex import FakeVertex  # pylint: disable=g-bad-import-order
 
-from fake_vertex import FakeVertex  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-PROJECT = 'fmnist-test-123'
-REGION = 'us-central1'
-BUCKET = 'fmnist-test-bucket'
-IMAGE = f'{REGION}-docker.pkg.dev/{PROJECT}/fmnist/fmnist-pipeline:abc123'
-RUNNER_SA = f'pipeline-runner@{PROJECT}.iam.gserviceaccount.com'
-TRAINING_SA = f'trainer@{PROJECT}.iam.gserviceaccount.com'
-
-
-def vertex_flags(**overrides):
-  """CLI flags for a valid Vertex config; overrides replace or drop (None)."""
-  values = {'project': PROJECT, 'region': REGION, 'bucket': BUCKET,
-            'image': IMAGE, 'service-account': RUNNER_SA,
-            'training-service-account': TRAINING_SA}
-  values.update(overrides)
-  flags = []
-  for name, value in values.items():
-    if value is None:
-      continue
-    flags += [f'--{name}'] if value is True else [f'--{name}', str(value)]
-  return flags
+from vertex_testenv import vertex_flags  # pylint: disable=g-bad-import-order
 
 
 @pytest.fixture(autouse=True)

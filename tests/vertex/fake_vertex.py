@@ -16,12 +16,14 @@ import threading
 import urllib.parse
 from typing import Any, Dict, List, Optional
 
+import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
+
 
 # Collections whose create is a long-running operation, and their types.
 _LRO_TYPES = {'metadataStores': 'MetadataStore', 'tensorboards': 'Tensorboard'}
 
 
-class FakeVertex:
+class FakeVertex(loopback.Loopback):
   """Start with `with FakeVertex() as fake:`; inspect `fake.requests`."""
 
   def __init__(self, job_states: Optional[List[str]] = None):
@@ -69,20 +71,9 @@ class FakeVertex:
 
       do_GET = do_POST = do_PATCH = do_DELETE = do_HEAD = _handle
 
-    self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    self.port = self._server.server_address[1]
-    self.endpoint = f'http://127.0.0.1:{self.port}'
+    super().__init__(Handler)
+    self.endpoint = self.url
     self.host = f'127.0.0.1:{self.port}'
-    self._thread = threading.Thread(target=self._server.serve_forever,
-                                    daemon=True)
-
-  def __enter__(self):
-    self._thread.start()
-    return self
-
-  def __exit__(self, *exc):
-    self._server.shutdown()
-    self._server.server_close()
 
   # -- responses -------------------------------------------------------------
 

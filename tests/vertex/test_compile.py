@@ -6,7 +6,7 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
 
-from conftest import BUCKET, IMAGE, PROJECT, REGION, RUNNER_SA, TRAINING_SA
+from vertex_testenv import BUCKET, IMAGE, PROJECT, REGION, RUNNER_SA, TRAINING_SA
 
 BEAM_COMPONENTS = ('ImportExampleGen', 'StatisticsGen', 'InferredSchema',
                    'ExampleValidator', 'Transform', 'Evaluator')

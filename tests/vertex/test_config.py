@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import BUCKET, IMAGE, PROJECT, REGION, vertex_flags
+from vertex_testenv import BUCKET, IMAGE, PROJECT, REGION, vertex_flags
 from fmnist import cli
 from pipeline import configs
 from pipeline import vertex_config as vc

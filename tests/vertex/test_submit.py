@@ -7,7 +7,7 @@ credentials; the assertions are on the requests it actually sent.
 from google.auth import credentials as ga_credentials
 import pytest
 
-from conftest import BUCKET, PROJECT, REGION, RUNNER_SA, vertex_flags
+from vertex_testenv import BUCKET, PROJECT, REGION, RUNNER_SA, vertex_flags
 from fmnist import cli
 from pipeline import vertex_cli
 

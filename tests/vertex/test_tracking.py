@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from conftest import PROJECT, REGION
+from vertex_testenv import PROJECT, REGION
 from models import features
 from models import tracking
 from models.config import ModelConfig
