@@ -31,8 +31,12 @@ def _input_config() -> example_gen_pb2.Input:
 
 
 def create_components(cfg: configs.PipelineConfig) -> List:
+  input_base = cfg.data_root
+  if cfg.vertex is not None:
+    # A runtime parameter, so one compiled spec can read another location.
+    input_base = cfg.vertex.runtime_parameter('data_root', cfg.data_root)
   example_gen = tfx.components.ImportExampleGen(
-      input_base=cfg.data_root, input_config=_input_config())
+      input_base=input_base, input_config=_input_config())
   schema_importer = tfx.components.ImportSchemaGen(
       schema_file=f'{cfg.schema_dir}/schema.pbtxt').with_id('CuratedSchema')
   # With the schema, labels get categorical statistics (for L-infinity drift).

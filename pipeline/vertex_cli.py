@@ -2,8 +2,9 @@
 
 `compile` writes the PipelineJob JSON (no cloud, no credentials). `run` checks
 everything it can locally (config, credentials, that the image exists),
-compiles, submits an `aiplatform.PipelineJob` and, with `--wait`, follows it
-until it ends: exit 0 on success, 1 on failure or cancellation.
+compiles, submits an `aiplatform.PipelineJob` (with `--param` overrides of the
+spec's runtime parameters) and, with `--wait`, follows it until it ends: exit 0
+on success, 1 on failure or cancellation.
 """
 
 import argparse
@@ -68,6 +69,9 @@ _HELP = {
     'experiment': 'Vertex AI Experiments name (default: the pipeline name)',
     'tensorboard': 'Vertex TensorBoard resource for per-epoch time series',
     'labels': 'KEY=VALUE label on the job (repeatable; env: k=v,k2=v2)',
+    'params': 'NAME=VALUE runtime parameter of the job, overriding the '
+              'configured value (repeatable; env: a=b,c=d; known: '
+              + ', '.join(sorted(vc.RUNTIME_PARAMETERS)) + ')',
     'output': 'where to write the compiled spec (default pipeline.json)',
     'api_endpoint': 'Vertex API endpoint override (e.g. Private Service '
                     'Connect)',
@@ -93,7 +97,7 @@ def add_args(parser) -> None:
   for field in dataclasses.fields(vc.VertexSettings):
     name, help_text = field.name, _HELP[field.name]
     kwargs: Dict[str, Any] = dict(default=None, help=help_text)
-    if field.name == 'labels':
+    if field.name in ('labels', 'params'):
       group.add_argument(vc.flag_name(name), dest=name, action='append',
                          **kwargs)
       continue
@@ -135,7 +139,9 @@ def config_from_args(args, environ=None
 def compile_spec(args) -> int:
   from pipeline import kubeflow_v2_runner  # pylint: disable=g-import-not-at-top
   cfg, settings = config_from_args(args)
-  path = kubeflow_v2_runner.compile_pipeline(cfg, settings.output)
+  # --param here becomes the spec's value (a submission may still override).
+  path = kubeflow_v2_runner.compile_pipeline(cfg, settings.output,
+                                             dict(cfg.vertex.params))
   print(f'wrote {path}')
   return 0
 
@@ -203,6 +209,8 @@ def submit(cfg: configs.PipelineConfig, settings: vc.VertexSettings,
         pipeline_root=cfg.pipeline_root,
         enable_caching=cfg.enable_cache,
         labels=dict(vertex.labels) or None,
+        # Overrides of the spec's runtime parameters (validated names).
+        parameter_values=dict(vertex.params) or None,
         project=vertex.project,
         location=vertex.region,
         credentials=credentials)

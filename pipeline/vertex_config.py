@@ -38,6 +38,14 @@ _TAG_RE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$')
 _LABEL_KEY_RE = re.compile(r'^[a-z][a-z0-9_-]{0,62}$')
 _LABEL_VALUE_RE = re.compile(r'^[a-z0-9_-]{0,63}$')
 _ACCELERATOR_RE = re.compile(r'^NVIDIA_[A-Z0-9_]+$')
+# Runtime parameters of the compiled spec (name -> what it is). Each defaults
+# to the configured value, and `--param NAME=VALUE` overrides it per job, so
+# one spec (e.g. the one Cloud Build uploads) can run against other data.
+RUNTIME_PARAMETERS = {
+    'data_root': 'gs:// directory with span-N/ that ImportExampleGen reads',
+}
+# Settings given as KEY=VALUE pairs; an empty value means "none", not "unset".
+_PAIR_FIELDS = ('labels', 'params')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +77,7 @@ class VertexSettings:
   experiment: Optional[str] = None      # default: the pipeline name
   tensorboard: Optional[str] = None     # Vertex TensorBoard for time series
   labels: Tuple[Tuple[str, str], ...] = ()
+  params: Tuple[Tuple[str, str], ...] = ()  # runtime parameter overrides
   output: str = 'pipeline.json'         # compiled spec path
   api_endpoint: Optional[str] = None    # e.g. a Private Service Connect host
   wait: bool = False
@@ -84,8 +93,8 @@ def env_name(field: str) -> str:
 
 
 def flag_name(field: str) -> str:
-  if field == 'labels':  # repeatable: --label a=b --label c=d
-    return '--label'
+  if field in _PAIR_FIELDS:  # repeatable: --label a=b --label c=d
+    return '--' + field[:-1]
   return '--' + field.replace('_', '-')
 
 
@@ -104,21 +113,26 @@ def _parse_bool(field: str, value: Any) -> bool:
   raise configs.ConfigError(f'{_where(field)}: {value!r} is not true/false')
 
 
-def parse_labels(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
+def _parse_pairs(field: str, value: Any, what: str) -> Dict[str, str]:
   """`k=v,k2=v2` (env), a list of `k=v` (flags) or a mapping (file)."""
   if isinstance(value, Mapping):
-    items = [(str(k), str(v)) for k, v in value.items()]
-  else:
-    parts = value.split(',') if isinstance(value, str) else list(value)
-    items = []
-    for part in (p.strip() for p in parts):
-      if not part:
-        continue
-      if '=' not in part:
-        raise configs.ConfigError(f'{_where(field)}: label {part!r} is not '
-                                  'KEY=VALUE')
-      k, v = part.split('=', 1)
-      items.append((k.strip(), v.strip()))
+    return {str(k): str(v) for k, v in value.items()}
+  parts = value.split(',') if isinstance(value, str) else list(value)
+  pairs = {}
+  for part in (p.strip() for p in parts):
+    if not part:
+      continue
+    if '=' not in part:
+      raise configs.ConfigError(f'{_where(field)}: {what} {part!r} is not '
+                                'KEY=VALUE')
+    k, v = part.split('=', 1)
+    pairs[k.strip()] = v.strip()  # the last of a repeated key wins
+  return pairs
+
+
+def parse_labels(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
+  """Job labels, checked against Vertex's rules for keys and values."""
+  items = _parse_pairs(field, value, 'label').items()
   for k, v in items:
     if not _LABEL_KEY_RE.match(k) or not _LABEL_VALUE_RE.match(v):
       raise configs.ConfigError(
@@ -128,11 +142,30 @@ def parse_labels(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
   return tuple(sorted(items))
 
 
+def parse_params(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
+  """Runtime parameter overrides; names are checked against the known ones."""
+  items = _parse_pairs(field, value, 'parameter').items()
+  unknown = sorted(k for k, _ in items if k not in RUNTIME_PARAMETERS)
+  if unknown:
+    raise configs.ConfigError(
+        f'{_where(field)}: unknown runtime parameter(s) {", ".join(unknown)}; '
+        f'known: {", ".join(sorted(RUNTIME_PARAMETERS))}')
+  for k, v in items:
+    if k == 'data_root' and (not v.startswith('gs://') or
+                             len(v) <= len('gs://')):
+      raise configs.ConfigError(
+          f'{_where(field)}: data_root={v!r} must be a gs:// path; Vertex AI '
+          'workers cannot read local paths')
+  return tuple(sorted((k, v.rstrip('/')) for k, v in items))
+
+
 def _convert(field: str, value: Any) -> Any:
   """Turns a flag/env/file value into the field's type."""
   default = _FIELDS[field].default
   if field == 'labels':
     return parse_labels(field, value)
+  if field == 'params':
+    return parse_params(field, value)
   if isinstance(default, bool):
     return _parse_bool(field, value)
   try:
@@ -178,8 +211,9 @@ def resolve_settings(flags: Mapping[str, Any],
   for field in _FIELDS:
     for source in (flags.get(field), environ.get(env_name(field)),
                    file_values.get(field)):
-      if source is not None and not (isinstance(source, str) and
-                                     source == '' and field != 'labels'):
+      if source is not None and not (
+          isinstance(source, str) and source == '' and
+          field not in _PAIR_FIELDS):
         values[field] = _convert(field, source)
         break
   return VertexSettings(**values)
@@ -239,6 +273,8 @@ class VertexConfig:
   experiment: Optional[str] = None
   tensorboard: Optional[str] = None
   labels: Tuple[Tuple[str, str], ...] = ()
+  # Runtime parameter overrides for the submitted job (validated names).
+  params: Tuple[Tuple[str, str], ...] = ()
 
   @property
   def temp_location(self) -> str:
@@ -263,6 +299,19 @@ class VertexConfig:
     if self.service_account:
       args.append(f'--service_account_email={self.service_account}')
     return tuple(args)
+
+  def runtime_parameter(self, name: str, default: str):
+    """`name` as a TFX RuntimeParameter whose default is the configured value.
+
+    KubeflowV2DagRunner declares it in `root.inputDefinitions` but drops the
+    default; `kubeflow_v2_runner` writes it into the spec's `runtimeConfig`.
+    """
+    if name not in RUNTIME_PARAMETERS:
+      raise KeyError(f'{name!r} is not in RUNTIME_PARAMETERS')
+    from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+    return tfx.dsl.experimental.RuntimeParameter(
+        name=name, ptype=str, default=default,
+        description=RUNTIME_PARAMETERS[name])
 
   def training_job_args(self) -> Dict[str, Any]:
     """`ai_platform_training_args`: a Vertex CustomJob running our image."""
@@ -420,7 +469,7 @@ def build(settings: VertexSettings,
       accelerator_type=s.accelerator_type,
       accelerator_count=s.accelerator_count, endpoint=s.endpoint,
       prediction_image=s.prediction_image, experiment=s.experiment,
-      tensorboard=s.tensorboard, labels=s.labels)
+      tensorboard=s.tensorboard, labels=s.labels, params=s.params)
   return dataclasses.replace(
       base, pipeline_root=pipeline_root, data_root=data_root,
       schema_dir=s.schema_dir, serving_dir=serving_dir, metadata_path=None,

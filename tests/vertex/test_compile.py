@@ -6,7 +6,8 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
 
-from vertex_testenv import BUCKET, IMAGE, PROJECT, REGION, RUNNER_SA, TRAINING_SA
+from vertex_testenv import (BUCKET, IMAGE, PROJECT, REGION, RUNNER_SA,
+                            TRAINING_SA, vertex_flags)
 
 BEAM_COMPONENTS = ('ImportExampleGen', 'StatisticsGen', 'InferredSchema',
                    'ExampleValidator', 'Transform', 'Evaluator')
@@ -43,6 +44,14 @@ def _executor(spec, task):
 def _param(spec, task, name):
   value = _tasks(spec)[task]['inputs']['parameters'][name]
   return value['runtimeValue']['constantValue']['stringValue']
+
+
+def _runtime_params(spec):
+  """Declared root parameters and the values runtimeConfig gives them."""
+  declared = spec['pipelineSpec']['root'].get('inputDefinitions', {}).get(
+      'parameters', {})
+  values = spec['runtimeConfig'].get('parameters', {})
+  return declared, {k: v['stringValue'] for k, v in values.items()}
 
 
 def test_is_a_valid_pipeline_job(spec):
@@ -100,7 +109,7 @@ def test_resolvers_are_metadata_queries(spec):
 def test_paths_are_on_gcs_and_in_the_image(spec):
   assert _param(spec, 'CuratedSchema', 'schema_file') == (
       '/opt/fmnist/schema/schema.pbtxt')
-  assert _param(spec, 'ImportExampleGen', 'input_base') == f'gs://{BUCKET}/data'
+  assert _runtime_params(spec)[1]['data_root'] == f'gs://{BUCKET}/data'
   destination = json.loads(_param(spec, 'Pusher', 'push_destination'))
   assert destination['filesystem']['base_directory'] == (
       f'gs://{BUCKET}/serving_model')
@@ -109,6 +118,37 @@ def test_paths_are_on_gcs_and_in_the_image(spec):
       'models.preprocessing.preprocessing_fn')
   assert 'module_file' not in _tasks(spec)['Transform']['inputs']['parameters']
   assert _param(spec, 'Trainer', 'run_fn') == 'models.trainer.run_fn'
+
+
+def test_data_root_is_a_runtime_parameter(spec):
+  declared, values = _runtime_params(spec)
+  # Declared on the root with its type, defaulting to the configured value.
+  assert declared == {'data_root': {'type': 'STRING'}}
+  assert values == {'data_root': f'gs://{BUCKET}/data'}
+  # ImportExampleGen (and its span-resolving driver) reads it at run time.
+  assert _tasks(spec)['ImportExampleGen']['inputs']['parameters'][
+      'input_base'] == {'componentInputParameter': 'data_root'}
+  component = spec['pipelineSpec']['components'][
+      _tasks(spec)['ImportExampleGen']['componentRef']['name']]
+  assert component['inputDefinitions']['parameters']['input_base'] == {
+      'type': 'STRING'}
+  # Strict parsing accepts the runtime config (as Vertex will).
+  job = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineJob())
+  assert job.runtime_config.parameters['data_root'].string_value == (
+      f'gs://{BUCKET}/data')
+
+
+def test_compile_param_sets_the_specs_value(monkeypatch, tmp_path):
+  """FMNIST_PARAMS (as Cloud Build would pass it) beats --data-root's value."""
+  from fmnist import cli  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv('FMNIST_PARAMS', 'data_root=gs://elsewhere/fresh/')
+  out = tmp_path / 'spec.json'
+  assert cli.main(['pipeline', 'compile', *vertex_flags(),
+                   '--data-root', 'gs://elsewhere/configured',
+                   '--output', str(out)]) == 0
+  declared, values = _runtime_params(json.loads(out.read_text()))
+  assert set(declared) == {'data_root'}
+  assert values == {'data_root': 'gs://elsewhere/fresh'}
 
 
 def test_dataflow_args_reach_every_beam_component(spec):
@@ -185,6 +225,9 @@ def test_local_pipeline_is_unchanged(tmp_path):
   components = {c.id: c for c in pipeline_lib.create_components(
       configs.PipelineConfig.from_home(str(tmp_path)))}
   assert 'EndpointPusher' not in components
+  # Runtime parameters are Vertex-only: locally the data root is a plain path.
+  assert components['ImportExampleGen'].exec_properties['input_base'] == str(
+      tmp_path / 'data')
   assert components['PreviousAcceptedSpan'].exec_properties[
       resolver.RESOLVER_STRATEGY_CLASS] is data_gate.PreviousAcceptedSpanStrategy
   trainer = components['Trainer']

@@ -1,5 +1,7 @@
 """Bad input is a ConfigError naming what to fix, before any compile/submit."""
 
+import dataclasses
+
 import pytest
 
 from vertex_testenv import BUCKET, IMAGE, PROJECT, REGION, vertex_flags
@@ -77,6 +79,27 @@ def test_flags_beat_env_beat_file(tmp_path):
   assert settings.dataflow_max_workers == 7
   assert settings.labels == (('team', 'ml'),)
   assert settings.bucket is None  # an empty substitution means "not set"
+
+
+def test_params_from_flags_env_and_file(tmp_path):
+  assert vc.resolve_settings(
+      {'params': ['data_root=gs://a/x', 'data_root=gs://a/y/']},
+      environ={'FMNIST_PARAMS': 'data_root=gs://env/d'}).params == (
+          ('data_root', 'gs://a/y'),)  # flags win; the last repeat wins
+  assert vc.resolve_settings(
+      {}, environ={'FMNIST_PARAMS': 'data_root=gs://env/d'}).params == (
+          ('data_root', 'gs://env/d'),)
+  path = tmp_path / 'vertex.yaml'
+  path.write_text('params: {data_root: gs://file/d}\n')
+  settings = vc.resolve_settings({}, environ={},
+                                 file_values=vc.load_file(str(path)))
+  assert settings.params == (('data_root', 'gs://file/d'),)
+  # Validated params reach the VertexConfig that `submit` reads.
+  cfg = vc.build(dataclasses.replace(
+      settings, project=PROJECT, region=REGION, bucket=BUCKET, image=IMAGE),
+                 configs.PipelineConfig.from_home('/tmp/unused'))
+  assert cfg.vertex.params == (('data_root', 'gs://file/d'),)
+  assert cfg.data_root == f'gs://{BUCKET}/data'  # the default stays
 
 
 def test_bad_env_and_file_values(tmp_path):

@@ -49,6 +49,9 @@ def test_submit_sends_the_job_and_waits_for_success(fake_vertex, anonymous,
   assert body['labels'] == {'team': 'ml'}
   assert body['runtimeConfig']['gcsOutputDirectory'] == (
       f'gs://{BUCKET}/pipeline_root/fmnist-tfx')
+  # Without --param the job runs with the configured data root.
+  assert body['runtimeConfig']['parameters'] == {
+      'data_root': {'stringValue': f'gs://{BUCKET}/data'}}
   spec = body['pipelineSpec']
   assert spec['pipelineInfo']['name'] == 'fmnist-tfx'
   assert 'Trainer' in spec['root']['dag']['tasks']
@@ -87,6 +90,43 @@ def test_without_wait_returns_after_submitting(fake_vertex, anonymous):
   # Caching is on by default: no task was switched off.
   assert all(t.get('cachingOptions', {}).get('enableCache', True) is not False
              for t in body['pipelineSpec']['root']['dag']['tasks'].values())
+
+
+def test_param_overrides_the_data_root_of_the_job(fake_vertex, anonymous):
+  assert _run(fake_vertex, '--param', 'data_root=gs://other-bucket/data2') == 0
+  (create,) = _creates(fake_vertex)
+  body = create['body']
+  # The SDK merged the override into the compiled spec's runtimeConfig.
+  assert body['runtimeConfig']['parameters'] == {
+      'data_root': {'stringValue': 'gs://other-bucket/data2'}}
+  spec = body['pipelineSpec']
+  assert spec['root']['inputDefinitions']['parameters'] == {
+      'data_root': {'type': 'STRING'}}
+  assert spec['root']['dag']['tasks']['ImportExampleGen']['inputs'][
+      'parameters']['input_base'] == {'componentInputParameter': 'data_root'}
+
+
+@pytest.mark.parametrize('param, message', [
+    ('data_roots=gs://b/d', '--param (or FMNIST_PARAMS): unknown runtime '
+     'parameter(s) data_roots; known: data_root'),
+    ('data_root=/local/data', 'must be a gs:// path'),
+    ('data_root', "parameter 'data_root' is not KEY=VALUE"),
+])
+def test_bad_param_stops_before_anything(fake_vertex, anonymous, capsys, param,
+                                         message):
+  assert _run(fake_vertex, '--param', param) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and message in err
+  assert not fake_vertex.requests  # no image check, no submission
+
+
+def test_unknown_param_from_environment(fake_vertex, anonymous, monkeypatch,
+                                        capsys):
+  monkeypatch.setenv('FMNIST_PARAMS', 'data_root=gs://b/d,epochs=3')
+  assert _run(fake_vertex) == 2
+  assert 'unknown runtime parameter(s) epochs; known: data_root' in (
+      capsys.readouterr().err)
+  assert not fake_vertex.requests
 
 
 def test_rejected_submission_is_a_clear_error(fake_vertex, anonymous, capsys):
