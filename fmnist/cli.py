@@ -36,15 +36,35 @@ class _ProgressFilter(logging.Filter):
             str(record.msg).startswith('Component %s is'))
 
 
+class _StderrHandler(logging.StreamHandler):
+  """Writes to whatever sys.stderr is now (pytest swaps it between tests)."""
+
+  @property
+  def stream(self):
+    return sys.stderr
+
+  @stream.setter
+  def stream(self, value):
+    del value
+
+
 def _setup_logging(verbose: bool) -> None:
   # Set before TensorFlow is imported (it is imported lazily below).
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '0' if verbose else '3')
-  # force: a library imported earlier may have configured the root logger.
-  logging.basicConfig(level=logging.INFO, force=True,
-                      format='%(asctime)s %(levelname)s %(message)s')
+  root = logging.getLogger()
+  # Replace plain stream handlers (ours from an earlier call, or one a library
+  # installed with basicConfig); other handlers (pytest's, absl's) stay.
+  for handler in list(root.handlers):
+    if type(handler) in (logging.StreamHandler, _StderrHandler):
+      root.removeHandler(handler)
+  handler = _StderrHandler()
+  handler.setFormatter(
+      logging.Formatter('%(asctime)s %(levelname)s %(message)s'))
   if not verbose:
-    for handler in logging.getLogger().handlers:
-      handler.addFilter(_ProgressFilter())
+    handler.addFilter(_ProgressFilter())
+  root.addHandler(handler)
+  root.setLevel(logging.INFO)
+  if not verbose:
     # TensorFlow's Python logger has a handler of its own.
     logging.getLogger('tensorflow').setLevel(logging.ERROR)
     import warnings
@@ -81,11 +101,45 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
                  help='allowed accuracy drop vs. the latest blessed model')
   p.add_argument('--no-cache', action='store_true',
                  help='rerun every component even if its inputs are unchanged')
+  p.add_argument('--model-param', action='append', default=[],
+                 metavar='KEY=VALUE',
+                 help='override a ModelConfig field (models/config.py), e.g. '
+                      'convs_per_block=1 or conv_filters=[16,32]; repeatable')
+
+
+def _model_config(args):
+  """ModelConfig defaults, then --model-param overrides, then --epochs."""
+  import json
+  from models.config import ModelConfig
+  values = ModelConfig().to_dict()
+  for pair in args.model_param:
+    key, sep, text = pair.partition('=')
+    if not sep:
+      raise UsageError(f'--model-param {pair!r}: expected KEY=VALUE')
+    if key not in values:
+      raise UsageError(f'--model-param: unknown key {key!r}; known: '
+                       f'{", ".join(sorted(values))}')
+    try:
+      value = json.loads(text)
+    except json.JSONDecodeError:
+      raise UsageError(f'--model-param {pair!r}: the value must be a JSON '
+                       'number, boolean or list') from None
+    default = values[key]
+    if (isinstance(default, bool) != isinstance(value, bool) or
+        isinstance(default, list) != isinstance(value, list) or
+        (isinstance(default, int) and not isinstance(value, int)) or
+        not isinstance(value, (int, float, list))):
+      raise UsageError(f'--model-param {key}: {text!r} is not a '
+                       f'{type(default).__name__} like the default {default!r}')
+    values[key] = value
+  if args.epochs is not None:
+    values['epochs'] = args.epochs
+  if values['epochs'] < 1:
+    raise UsageError('--epochs must be at least 1')
+  return ModelConfig.from_dict(values)
 
 
 def _pipeline_config(args) -> configs.PipelineConfig:
-  import dataclasses
-  from models.config import ModelConfig
   overrides = {}
   if args.min_accuracy is not None:
     overrides['min_accuracy'] = args.min_accuracy
@@ -93,12 +147,8 @@ def _pipeline_config(args) -> configs.PipelineConfig:
     overrides['max_accuracy_drop'] = args.max_accuracy_drop
   if args.no_cache:
     overrides['enable_cache'] = False
-  model = ModelConfig()
-  if args.epochs is not None:
-    if args.epochs < 1:
-      raise UsageError('--epochs must be at least 1')
-    model = dataclasses.replace(model, epochs=args.epochs)
-  return configs.PipelineConfig.from_home(args.home, model=model, **overrides)
+  return configs.PipelineConfig.from_home(
+      args.home, model=_model_config(args), **overrides)
 
 
 def cmd_ingest(args) -> int:

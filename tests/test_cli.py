@@ -43,3 +43,26 @@ def test_bad_flag_values_are_refused(tmp_path, capsys):
   assert cli.main(['pipeline', 'run', '--home', str(tmp_path),
                    '--epochs', '0']) == 2
   assert '--epochs must be at least 1' in capsys.readouterr().err
+
+
+def test_model_params_override_the_config(tmp_path):
+  args = cli.build_parser().parse_args([
+      'pipeline', 'run', '--home', str(tmp_path), '--epochs', '3',
+      '--model-param', 'convs_per_block=1', '--model-param',
+      'conv_filters=[16, 32]', '--model-param', 'learning_rate=0.01'])
+  model = cli._pipeline_config(args).model  # pylint: disable=protected-access
+  assert (model.convs_per_block, model.conv_filters, model.learning_rate,
+          model.epochs) == (1, (16, 32), 0.01, 3)
+
+
+@pytest.mark.parametrize('param, message', [
+    ('convs=1', "unknown key 'convs'"),
+    ('convs_per_block', 'expected KEY=VALUE'),
+    ('convs_per_block=two', 'must be a JSON number'),
+    ('convs_per_block=1.5', 'is not a int'),
+    ('horizontal_flip=1', 'is not a bool'),
+])
+def test_bad_model_params_are_named(tmp_path, capsys, param, message):
+  assert cli.main(['pipeline', 'run', '--home', str(tmp_path),
+                   '--model-param', param]) == 2
+  assert message in capsys.readouterr().err
