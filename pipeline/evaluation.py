@@ -43,6 +43,8 @@ def make_eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.Eval
                       slicing_specs=[tfma.SlicingSpec()],
                       threshold=accuracy_threshold)]),
               tfma.MetricConfig(class_name='SparseCategoricalCrossentropy'),
+              tfma.MetricConfig(class_name='ExpectedCalibrationError',
+                                module='pipeline.calibration'),
               # Per-class precision/recall/F1 (top-1) are derived from this
               # matrix (`summary.py`): TFMA's binarized top_k metrics report
               # recall 1.0 for a class that is never predicted.

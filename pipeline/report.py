@@ -72,7 +72,7 @@ def plot_history(history, path: str) -> None:
 def _runs_table(summaries: List[summary_lib.RunSummary]) -> str:
   head = ('<tr><th>run</th><th>span</th><th>outcome</th><th>seconds</th>'
           '<th>accuracy</th><th>loss</th><th>macro precision</th>'
-          '<th>macro recall</th><th>macro F1</th><th>blessed</th>'
+          '<th>macro recall</th><th>macro F1</th><th>ECE</th><th>blessed</th>'
           '<th>pushed</th></tr>')
   rows = []
   for s in reversed(summaries):
@@ -88,7 +88,7 @@ def _runs_table(summaries: List[summary_lib.RunSummary]) -> str:
             s.run_id, s.span or '', outcome, f'{s.total_seconds:.0f}',
             _fmt(o.get('accuracy')), _fmt(o.get('loss')),
             _fmt(o.get('macro_precision')), _fmt(o.get('macro_recall')),
-            _fmt(o.get('macro_f1_score')),
+            _fmt(o.get('macro_f1_score')), _fmt(o.get('ece')),
             '' if s.blessed is None else ('yes' if s.blessed else 'NO'),
             os.path.basename(s.pushed_to) if s.pushed_to else '')) + '</tr>')
   return f'<table>{head}{"".join(rows)}</table>'

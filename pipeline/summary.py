@@ -18,6 +18,7 @@ from tfx.orchestration import metadata
 
 from models import features
 from models import trainer
+from pipeline import calibration
 from pipeline import configs
 from pipeline import evaluation
 
@@ -111,6 +112,7 @@ def load_eval_metrics(uri: str) -> EvalMetrics:
       'accuracy': _value(overall_m[''][evaluation.ACCURACY]),
       'loss': _value(overall_m['']['sparse_categorical_crossentropy']),
       'example_count': _value(overall_m['']['example_count']),
+      'ece': _value(overall_m[''].get(calibration.ECE_NAME, {})),
   }
   confusion = [[0.0] * features.NUM_CLASSES for _ in range(features.NUM_CLASSES)]
   for slice_key, plots in result.plots:
@@ -226,7 +228,7 @@ def format_summary(s: RunSummary) -> str:
         f'macro precision {o.get("macro_precision", float("nan")):.4f}  '
         f'recall {o.get("macro_recall", float("nan")):.4f}  '
         f'F1 {o.get("macro_f1_score", float("nan")):.4f}  '
-        f'({o["example_count"]:.0f} test images)')
+        f'ECE {o["ece"]:.4f}  ({o["example_count"]:.0f} test images)')
     lines.append(f'  {"class":<14} {"precision":>9} {"recall":>7} {"F1":>7}')
     for class_id, m in s.metrics.per_class.items():
       lines.append(f'  {features.CLASS_NAMES[class_id]:<14} '

@@ -80,6 +80,7 @@ def test_first_span_trains_evaluates_and_pushes(home, capsys):
   assert s.span == 1 and s.blessed
   assert s.metrics.overall['example_count'] == 500
   assert 0.3 <= s.metrics.overall['accuracy'] <= 1.0
+  assert 0.0 <= s.metrics.overall['ece'] <= 1.0
   assert len(s.metrics.per_class) == features.NUM_CLASSES
   assert 'test accuracy' in out and 'pushed to' in out
 
