@@ -21,7 +21,7 @@ EXTRAS = {
     # The Cloud Run proxy in front of TF Serving / Vertex / the local model.
     'serving': ['fastapi', 'uvicorn', 'httptools', 'uvloop', 'python-multipart', 'pillow',
                 'prometheus-client', 'tensorflow-serving-api==2.16.1',
-                'google-cloud-bigquery', 'httpx',
+                'google-cloud-bigquery', 'httpx', 'orjson',
                 'google-cloud-aiplatform==1.70.0'],
     'test': ['pytest', 'httpx'],
 }

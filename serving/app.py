@@ -30,9 +30,11 @@ from serving import backends
 from serving import errors
 from serving import imaging
 from serving import instances
+from serving import jsonio
 from serving import metrics as metrics_lib
 from serving import middleware
 from serving import request_log
+from serving import routes
 from serving import schemas
 from serving.config import ServingConfig
 
@@ -43,7 +45,7 @@ _IMAGE_TYPES = ('image/png', 'image/jpeg', 'application/octet-stream')
 
 def _json(body: Any, status: int = 200, headers=None) -> responses.Response:
   return responses.Response(
-      json.dumps(body, separators=(',', ':')).encode(), status_code=status,
+      jsonio.dumps_compact(body).encode(), status_code=status,
       media_type='application/json', headers=headers)
 
 
@@ -97,7 +99,7 @@ class _Service:
   async def _body_json(self, request: fastapi.Request) -> Any:
     body = await request.body()
     try:
-      return json.loads(body)
+      return jsonio.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
       detail = (f'{e.msg} at line {e.lineno} column {e.colno}'
                 if isinstance(e, json.JSONDecodeError) else str(e))
@@ -307,55 +309,59 @@ def create_app(config: ServingConfig,
 
   max_n = config.max_instances
 
-  @app.post('/predict', openapi_extra=schemas.friendly_predict(),
-            summary='Classify one image (upload or JSON pixels)')
+  @routes.direct(app, '/predict', 'POST',
+                 openapi_extra=schemas.friendly_predict(),
+                 summary='Classify one image (upload or JSON pixels)')
   async def predict(request: fastapi.Request):
     return await svc.guarded(request, lambda: svc.friendly(request))
 
-  @app.post('/v1/models/{name}:predict', summary='TF Serving predict',
-            openapi_extra=schemas.tfserving_predict(max_n))
+  @routes.direct(app, '/v1/models/{name}:predict', 'POST',
+                 summary='TF Serving predict',
+                 openapi_extra=schemas.tfserving_predict(max_n))
   async def tfs_predict(request: fastapi.Request, name: str):
     return await svc.guarded(
         request, lambda: svc.tfserving_predict(request, name, None))
 
-  @app.post('/v1/models/{name}/versions/{version}:predict',
-            summary='TF Serving predict on one version',
-            openapi_extra=schemas.tfserving_predict(max_n))
+  @routes.direct(app, '/v1/models/{name}/versions/{version}:predict', 'POST',
+                 summary='TF Serving predict on one version',
+                 openapi_extra=schemas.tfserving_predict(max_n))
   async def tfs_predict_version(request: fastapi.Request, name: str,
                                 version: str):
     return await svc.guarded(
         request, lambda: svc.tfserving_predict(request, name, version))
 
-  @app.get('/v1/models/{name}', summary='TF Serving model status',
-           openapi_extra=schemas.tfserving_get(schemas.STATUS_RESPONSE))
+  @routes.direct(app, '/v1/models/{name}', 'GET',
+                 summary='TF Serving model status',
+                 openapi_extra=schemas.tfserving_get(schemas.STATUS_RESPONSE))
   async def tfs_status(request: fastapi.Request, name: str):
     return await svc.guarded(request, lambda: svc.tfserving_status(name, None))
 
-  @app.get('/v1/models/{name}/versions/{version}',
-           summary='TF Serving version status',
-           openapi_extra=schemas.tfserving_get(schemas.STATUS_RESPONSE))
+  @routes.direct(app, '/v1/models/{name}/versions/{version}', 'GET',
+                 summary='TF Serving version status',
+                 openapi_extra=schemas.tfserving_get(schemas.STATUS_RESPONSE))
   async def tfs_status_version(request: fastapi.Request, name: str,
                                version: str):
     return await svc.guarded(
         request, lambda: svc.tfserving_status(name, version))
 
-  @app.get('/v1/models/{name}/metadata', summary='TF Serving model metadata',
-           openapi_extra=schemas.tfserving_get({'type': 'object'}))
+  @routes.direct(app, '/v1/models/{name}/metadata', 'GET',
+                 summary='TF Serving model metadata',
+                 openapi_extra=schemas.tfserving_get({'type': 'object'}))
   async def tfs_metadata(request: fastapi.Request, name: str):
     return await svc.guarded(request,
                              lambda: svc.tfserving_metadata(name, None))
 
-  @app.get('/v1/models/{name}/versions/{version}/metadata',
-           summary='TF Serving version metadata',
-           openapi_extra=schemas.tfserving_get({'type': 'object'}))
+  @routes.direct(app, '/v1/models/{name}/versions/{version}/metadata', 'GET',
+                 summary='TF Serving version metadata',
+                 openapi_extra=schemas.tfserving_get({'type': 'object'}))
   async def tfs_metadata_version(request: fastapi.Request, name: str,
                                  version: str):
     return await svc.guarded(
         request, lambda: svc.tfserving_metadata(name, version))
 
-  @app.post('/v1/projects/{project}/locations/{location}/endpoints/'
-            '{endpoint}:predict', summary='Vertex AI predict',
-            openapi_extra=schemas.vertex_predict(max_n))
+  @routes.direct(app, '/v1/projects/{project}/locations/{location}/endpoints/'
+                 '{endpoint}:predict', 'POST', summary='Vertex AI predict',
+                 openapi_extra=schemas.vertex_predict(max_n))
   async def vertex_predict(request: fastapi.Request, project: str,
                            location: str, endpoint: str):
     del endpoint  # any endpoint id: this proxy is the endpoint

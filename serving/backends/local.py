@@ -10,6 +10,7 @@ version that fails to load is logged and counted; the old one keeps serving.
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -58,6 +59,19 @@ def _signature_defs(path: str) -> Dict[str, Any]:
   return json_format.MessageToDict(defs, preserving_proto_field_name=True)
 
 
+def _freeze_heap() -> None:
+  """Takes what is alive now (TensorFlow, the model) out of the cyclic GC.
+
+  Those ~700k objects are never garbage, yet every full collection walked
+  them: a 300 ms pause that stalled all requests every few thousand. The old
+  model's cycles become collectable again first, so a swap leaks nothing;
+  that one full collection runs here, once per new version, off the loop.
+  """
+  gc.unfreeze()
+  gc.collect()
+  gc.freeze()
+
+
 class LocalBackend(base.Backend):
   """Serves the newest pushed version from `config.serving_dir`."""
 
@@ -102,6 +116,7 @@ class LocalBackend(base.Backend):
         self._metrics.model_loads.labels(result='error').inc()
         return False
       self._model = model  # the atomic swap
+      _freeze_heap()
       self._metrics.model_loads.labels(result='ok').inc()
       self._metrics.model_version.set(newest)
       _log.info('serving model version %d from %s', newest, model.path)
