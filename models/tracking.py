@@ -19,6 +19,7 @@ import numpy as np
 import tf_keras as keras
 
 from models import features
+from models import metrics
 from models.config import ModelConfig
 
 TRACKING_KEY = 'tracking'  # same key as pipeline.vertex_config.TRACKING_KEY
@@ -50,14 +51,7 @@ def per_class_metrics(labels: np.ndarray, predicted: np.ndarray,
   """Confusion matrix (rows: true class) and per-class precision/recall/F1."""
   matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
   np.add.at(matrix, (labels.astype(int), predicted.astype(int)), 1)
-  tp = np.diag(matrix).astype(float)
-  precision = np.divide(tp, matrix.sum(axis=0), out=np.zeros_like(tp),
-                        where=matrix.sum(axis=0) > 0)
-  recall = np.divide(tp, matrix.sum(axis=1), out=np.zeros_like(tp),
-                     where=matrix.sum(axis=1) > 0)
-  f1 = np.divide(2 * precision * recall, precision + recall,
-                 out=np.zeros_like(tp), where=(precision + recall) > 0)
-  return matrix, precision, recall, f1
+  return (matrix, *metrics.class_scores(matrix))
 
 
 class VertexExperimentCallback(keras.callbacks.Callback):
@@ -112,12 +106,12 @@ class VertexExperimentCallback(keras.callbacks.Callback):
     self._safe('start', self._start)
 
   def on_epoch_end(self, epoch, logs=None):
-    metrics = {k: float(v) for k, v in (logs or {}).items()
-               if np.isscalar(v) or np.ndim(v) == 0}
-    if metrics:
+    epoch_metrics = {k: float(v) for k, v in (logs or {}).items()
+                     if np.isscalar(v) or np.ndim(v) == 0}
+    if epoch_metrics:
       self._safe('log_time_series_metrics', self._aip_call,
-                 'log_time_series_metrics', metrics, step=epoch + 1)
-    self._last_epoch_metrics = metrics
+                 'log_time_series_metrics', epoch_metrics, step=epoch + 1)
+    self._last_epoch_metrics = epoch_metrics
 
   def _aip_call(self, name, *args, **kwargs):
     return getattr(self._aip, name)(*args, **kwargs)

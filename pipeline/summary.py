@@ -17,6 +17,7 @@ import tensorflow_model_analysis as tfma
 from tfx.orchestration import metadata
 
 from models import features
+from models import metrics
 from models import trainer
 from pipeline import calibration
 from pipeline import configs
@@ -83,24 +84,12 @@ def _value(metric: Dict) -> float:
 
 
 def class_metrics(confusion: List[List[float]]) -> Dict[int, Dict[str, float]]:
-  """One-vs-rest precision/recall/F1 per class from a [actual][predicted] matrix.
-
-  A class that is never predicted (or never present) scores 0, like
-  scikit-learn's `zero_division=0`.
-  """
-  n = len(confusion)
-  metrics = {}
-  for c in range(n):
-    tp = confusion[c][c]
-    actual = sum(confusion[c])
-    predicted = sum(confusion[r][c] for r in range(n))
-    precision = tp / predicted if predicted else 0.0
-    recall = tp / actual if actual else 0.0
-    f1 = (2 * precision * recall / (precision + recall)
-          if precision + recall else 0.0)
-    metrics[c] = {'precision': precision, 'recall': recall, 'f1_score': f1,
-                  'count': actual}
-  return metrics
+  """One-vs-rest precision/recall/F1 and count per class of a [actual][predicted]
+  matrix (`models.metrics.class_scores`)."""
+  precision, recall, f1 = metrics.class_scores(confusion)
+  return {c: {'precision': float(precision[c]), 'recall': float(recall[c]),
+              'f1_score': float(f1[c]), 'count': float(sum(confusion[c]))}
+          for c in range(len(confusion))}
 
 
 def load_eval_metrics(uri: str) -> EvalMetrics:
