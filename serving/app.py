@@ -2,8 +2,9 @@
 
 Routes:
   POST /predict                                    image upload or JSON pixels
-  POST /v1/models/{name}[/versions/{v}]:predict    TF Serving REST predict
-  GET  /v1/models/{name}[/versions/{v}][/metadata] TF Serving status/metadata
+  POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict  TF Serving predict
+  GET  /v1/models/{name}[/versions/{v}|/labels/{l}][/metadata]
+                                                   TF Serving status/metadata
   POST /v1/projects/{p}/locations/{l}/endpoints/{e}:predict   Vertex predict
   GET  /healthz (alive), /readyz (a model answers), /metrics (Prometheus)
 
@@ -17,6 +18,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import time
 from typing import Any, Awaitable, Callable, Optional
 
@@ -36,6 +38,7 @@ from serving import middleware
 from serving import request_log
 from serving import routes
 from serving import schemas
+from serving import config as config_lib
 from serving.config import ServingConfig
 
 _log = logging.getLogger(__name__)
@@ -117,12 +120,26 @@ class _Service:
           f'model version must be a positive integer, got "{version}"',
           kind='bad_version')
 
+  def _label(self, label: Optional[str]) -> dict:
+    """Backend kwargs for a TF Serving version label (only TF Serving has them)."""
+    if label is None:
+      return {}
+    if not self.backend.supports_labels:
+      raise errors.InvalidInput(
+          f'Unrecognized servable version label: {label}; version labels are '
+          f'set in TF Serving\'s model config (--backend tfserving), the '
+          f'{self.backend.name} backend serves one version: leave the label '
+          'out of the URL', kind='unknown_label')
+    return {'label': label}
+
   async def _predict(self, pixels: np.ndarray, version: Optional[str],
-                     signature: str, route: str,
-                     request_id: str) -> backends.Prediction:
+                     signature: str, route: str, request_id: str,
+                     label: Optional[str] = None) -> backends.Prediction:
+    by_label = self._label(label)
     try:
       prediction = await asyncio.wait_for(
-          self.backend.predict(pixels, version=version, signature=signature),
+          self.backend.predict(pixels, version=version, signature=signature,
+                               **by_label),
           self.config.backend_timeout_s)
     except asyncio.TimeoutError:
       raise errors.BackendTimeout(
@@ -187,7 +204,9 @@ class _Service:
         'request_id': request.state.request_id})
 
   async def tfserving_predict(self, request: fastapi.Request, name: str,
-                              version: Optional[str]) -> responses.Response:
+                              version: Optional[str],
+                              label: Optional[str] = None
+                              ) -> responses.Response:
     with self.metrics.in_flight.track():
       self._check_model(name, version)
       body = await self._body_json(request)
@@ -202,7 +221,7 @@ class _Service:
           body, self.config.max_instances, self.config.max_image_pixels,
           signature)
       p = await self._predict(pixels, version, signature, 'tfserving',
-                              request.state.request_id)
+                              request.state.request_id, label)
     headers = {'X-Model-Version': p.model_version}
     if form == 'row':
       return _json({'predictions': self._rows(p)}, headers=headers)
@@ -210,15 +229,16 @@ class _Service:
                               'class_ids': p.class_ids.tolist(),
                               'class_names': p.class_names}}, headers=headers)
 
-  async def tfserving_status(self, name: str,
-                             version: Optional[str]) -> responses.Response:
+  async def tfserving_status(self, name: str, version: Optional[str],
+                             label: Optional[str] = None) -> responses.Response:
     self._check_model(name, version)
-    return _json(await self.backend.status(version))
+    return _json(await self.backend.status(version, **self._label(label)))
 
-  async def tfserving_metadata(self, name: str,
-                               version: Optional[str]) -> responses.Response:
+  async def tfserving_metadata(self, name: str, version: Optional[str],
+                               label: Optional[str] = None
+                               ) -> responses.Response:
     self._check_model(name, version)
-    meta = await self.backend.metadata(version)
+    meta = await self.backend.metadata(version, **self._label(label))
     meta.setdefault('model_spec', {})['name'] = name
     return _json(meta)
 
@@ -281,6 +301,7 @@ def create_app(config: ServingConfig,
 
   @contextlib.asynccontextmanager
   async def lifespan(_):
+    metrics_lib.forget_dead_workers()
     logger.start()
     await backend.start()
     try:
@@ -308,6 +329,9 @@ def create_app(config: ServingConfig,
         request.url.path, err, request.state.request_id), exc.status_code)
 
   max_n = config.max_instances
+  # Label routes answer on every backend (a clear 400 where there are no
+  # labels) but are documented only where labels exist.
+  labels = backend.supports_labels
 
   @routes.direct(app, '/predict', 'POST',
                  openapi_extra=schemas.friendly_predict(),
@@ -330,6 +354,15 @@ def create_app(config: ServingConfig,
     return await svc.guarded(
         request, lambda: svc.tfserving_predict(request, name, version))
 
+  @routes.direct(app, '/v1/models/{name}/labels/{label}:predict', 'POST',
+                 summary='TF Serving predict on a version label',
+                 openapi_extra=schemas.tfserving_predict(max_n),
+                 include_in_schema=labels)
+  async def tfs_predict_label(request: fastapi.Request, name: str,
+                              label: str):
+    return await svc.guarded(
+        request, lambda: svc.tfserving_predict(request, name, None, label))
+
   @routes.direct(app, '/v1/models/{name}', 'GET',
                  summary='TF Serving model status',
                  openapi_extra=schemas.tfserving_get(schemas.STATUS_RESPONSE))
@@ -343,6 +376,14 @@ def create_app(config: ServingConfig,
                                version: str):
     return await svc.guarded(
         request, lambda: svc.tfserving_status(name, version))
+
+  @routes.direct(app, '/v1/models/{name}/labels/{label}', 'GET',
+                 summary='TF Serving status of a version label',
+                 openapi_extra=schemas.tfserving_get(schemas.STATUS_RESPONSE),
+                 include_in_schema=labels)
+  async def tfs_status_label(request: fastapi.Request, name: str, label: str):
+    return await svc.guarded(
+        request, lambda: svc.tfserving_status(name, None, label))
 
   @routes.direct(app, '/v1/models/{name}/metadata', 'GET',
                  summary='TF Serving model metadata',
@@ -358,6 +399,15 @@ def create_app(config: ServingConfig,
                                  version: str):
     return await svc.guarded(
         request, lambda: svc.tfserving_metadata(name, version))
+
+  @routes.direct(app, '/v1/models/{name}/labels/{label}/metadata', 'GET',
+                 summary='TF Serving metadata of a version label',
+                 openapi_extra=schemas.tfserving_get({'type': 'object'}),
+                 include_in_schema=labels)
+  async def tfs_metadata_label(request: fastapi.Request, name: str,
+                               label: str):
+    return await svc.guarded(
+        request, lambda: svc.tfserving_metadata(name, None, label))
 
   @routes.direct(app, '/v1/projects/{project}/locations/{location}/endpoints/'
                  '{endpoint}:predict', 'POST', summary='Vertex AI predict',
@@ -387,6 +437,11 @@ def create_app(config: ServingConfig,
   if config.auth_token:
     _document_auth(app)
   return app
+
+
+def create_app_from_env() -> fastapi.FastAPI:
+  """The app of one worker process: uvicorn calls this in each worker."""
+  return create_app(ServingConfig.from_json(os.environ[config_lib.CONFIG_ENV]))
 
 
 def _document_auth(app: fastapi.FastAPI) -> None:

@@ -6,11 +6,12 @@ and exit 2.
 """
 
 import argparse
-import dataclasses
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 
 from serving import config as cfg_lib
 
@@ -62,6 +63,11 @@ def register(subparsers) -> None:
                  help='bind address; 0.0.0.0 in a container')
   g.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8080)),
                  help='port (default: $PORT or 8080)')
+  g.add_argument('--workers', type=int,
+                 default=int(os.environ.get('WEB_CONCURRENCY', 1)),
+                 help='server processes sharing the port, about one per CPU; '
+                      'each loads its own copy of a local model (default: '
+                      '$WEB_CONCURRENCY or 1)')
   g.add_argument('--max-batch-size', type=int, default=64,
                  help='images per model call when batching (default: 64)')
   g.add_argument('--batch-wait-ms', type=float, default=2.0,
@@ -113,7 +119,8 @@ def config_from_args(args) -> cfg_lib.ServingConfig:
       vertex_api_endpoint=args.vertex_api_endpoint,
       backend_timeout_s=args.backend_timeout,
       max_body_bytes=args.max_body_bytes, max_instances=args.max_instances,
-      auth_token=args.token or None, batching=batching, logging=log).validate()
+      auth_token=args.token or None, batching=batching, logging=log,
+      workers=args.workers).validate()
 
 
 def _check_port(host: str, port: int) -> None:
@@ -152,16 +159,48 @@ def cmd_serve(args) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   import uvicorn  # pylint: disable=g-import-not-at-top
-  from serving import app as app_lib  # pylint: disable=g-import-not-at-top
-  app = app_lib.create_app(config)
   verbose = getattr(args, 'verbose', False)
+  server = dict(host=args.host, port=args.port,
+                log_level='info' if verbose else 'warning', access_log=verbose,
+                timeout_graceful_shutdown=30)
+  workers = (f' with {config.workers} worker processes'
+             if config.workers > 1 else '')
   print(f'serving {config.backend} model "{config.model_name}" on '
-        f'http://{args.host}:{args.port} (docs at /docs)', flush=True)
-  uvicorn.Server(uvicorn.Config(
-      app, host=args.host, port=args.port,
-      log_level='info' if verbose else 'warning', access_log=verbose,
-      timeout_graceful_shutdown=30)).run()
+        f'http://{args.host}:{args.port}{workers} (docs at /docs)', flush=True)
+  if config.workers == 1:
+    from serving import app as app_lib  # pylint: disable=g-import-not-at-top
+    uvicorn.Server(uvicorn.Config(app_lib.create_app(config), **server)).run()
+    return 0
+  _run_workers(config, server, verbose)
   return 0
+
+
+def _run_workers(config: cfg_lib.ServingConfig, server: dict,
+                 verbose: bool) -> None:
+  """Runs `config.workers` uvicorn processes on one socket.
+
+  Workers are spawned (not forked: TensorFlow must not be forked) and build
+  their app from the config in the environment. uvicorn restarts a worker
+  that dies and forwards SIGTERM, so each drains its request log on shutdown.
+  """
+  import uvicorn  # pylint: disable=g-import-not-at-top
+  from serving import metrics  # pylint: disable=g-import-not-at-top
+  owned_dir = None
+  if not os.environ.get(metrics.MULTIPROC_ENV):
+    owned_dir = tempfile.mkdtemp(prefix='fmnist-metrics-')
+    os.environ[metrics.MULTIPROC_ENV] = owned_dir
+  os.environ[cfg_lib.CONFIG_ENV] = config.to_json()
+  if not verbose:  # as quiet as one process (`fmnist` filters warnings)
+    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+  try:
+    # A worker answers uvicorn's health pings from a thread; give a slow
+    # TensorFlow import on a busy machine room before it is killed.
+    uvicorn.run('serving.app:create_app_from_env', factory=True,
+                workers=config.workers, timeout_worker_healthcheck=60,
+                **server)
+  finally:
+    if owned_dir:
+      shutil.rmtree(owned_dir, ignore_errors=True)
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """Every knob of the proxy in one typed config; the CLI builds it from flags."""
 
 import dataclasses
+import json
 import os
 from typing import Optional
 
@@ -9,6 +10,8 @@ LOG_SINKS = ('jsonl', 'bigquery', 'none')
 # Vertex AI online prediction's request size limit.
 DEFAULT_MAX_BODY_BYTES = 1_572_864  # 1.5 MiB
 DEFAULT_MODEL_NAME = 'fmnist'
+MAX_WORKERS = 32
+CONFIG_ENV = 'FMNIST_SERVING_CONFIG'  # how worker processes get the config
 
 
 class ServingConfigError(ValueError):
@@ -60,6 +63,11 @@ class ServingConfig:
   deployed_model_id: str = 'local'  # reported on the Vertex-compatible route
   batching: BatchingConfig = BatchingConfig()
   logging: LogConfig = LogConfig()
+  # Server processes sharing the port. Each one parses requests with its own
+  # interpreter (and, on the local backend, holds its own copy of the model):
+  # one process alternates between parsing and batching and leaves the CPUs
+  # half idle under load. Match the container's CPUs.
+  workers: int = 1
 
   def validate(self) -> 'ServingConfig':
     """Raises ServingConfigError for values no server could start with."""
@@ -90,7 +98,22 @@ class ServingConfig:
           'batch size must be >= 1 and the batch wait >= 0 ms')
     if self.backend_timeout_s <= 0 or self.poll_seconds <= 0:
       raise ServingConfigError('timeouts and poll intervals must be positive')
+    if not 1 <= self.workers <= MAX_WORKERS:
+      raise ServingConfigError(
+          f'workers must be between 1 and {MAX_WORKERS}, got {self.workers}; '
+          'use about one per CPU')
     return self
+
+  def to_json(self) -> str:
+    """The config as JSON, how the server hands it to worker processes."""
+    return json.dumps(dataclasses.asdict(self))
+
+  @classmethod
+  def from_json(cls, text: str) -> 'ServingConfig':
+    fields = json.loads(text)
+    fields['batching'] = BatchingConfig(**fields['batching'])
+    fields['logging'] = LogConfig(**fields['logging'])
+    return cls(**fields).validate()
 
 
 def local_config(home: str, **overrides) -> ServingConfig:

@@ -46,6 +46,8 @@ class Backend(abc.ABC):
   """A source of predictions. All methods may raise `serving.errors` types."""
 
   name: str = ''
+  # Whether predict/status/metadata take `label=` (TF Serving version labels).
+  supports_labels: bool = False
 
   async def start(self) -> None:
     """Acquires resources; called once when the app starts."""

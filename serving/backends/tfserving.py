@@ -3,11 +3,13 @@
 Requests are sent in columnar form (`inputs`), so a batch travels as one
 tensor. TF Serving's REST predict response does not say which version
 answered, so unless the caller pinned one, we report the newest AVAILABLE
-version from the status API (cached for `poll_seconds`).
+version (or the one a version label points to) from the status API, cached
+for `poll_seconds`. Version labels (`/labels/stable`) are TF Serving's, set in
+its model config file; they pass through unchanged.
 """
 
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import httpx
 import numpy as np
@@ -27,6 +29,7 @@ class TFServingBackend(base.Backend):
   """Forwards to `config.tfserving_url` for model `config.model_name`."""
 
   name = 'tfserving'
+  supports_labels = True
 
   def __init__(self, config):
     self._url = config.tfserving_url.rstrip('/')
@@ -34,8 +37,8 @@ class TFServingBackend(base.Backend):
     self._timeout = config.backend_timeout_s
     self._version_ttl = config.poll_seconds
     self._client: Optional[httpx.AsyncClient] = None
-    self._latest: Optional[str] = None
-    self._latest_at = 0.0
+    # label ('' = latest) -> (version, when it was read)
+    self._resolved: Dict[str, Tuple[str, float]] = {}
 
   async def start(self) -> None:
     self._client = httpx.AsyncClient(
@@ -46,10 +49,13 @@ class TFServingBackend(base.Backend):
     if self._client is not None:
       await self._client.aclose()
 
-  def _path(self, version: Optional[str], suffix: str = '') -> str:
+  def _path(self, version: Optional[str], suffix: str = '',
+            label: Optional[str] = None) -> str:
     path = f'/v1/models/{self._model}'
     if version is not None:
       path += f'/versions/{version}'
+    elif label is not None:
+      path += f'/labels/{label}'
     return path + suffix
 
   async def _call(self, method: str, path: str, body: Any = None) -> Dict:
@@ -83,34 +89,42 @@ class TFServingBackend(base.Backend):
     raise errors.BackendError(
         f'TF Serving answered {resp.status_code}: {message}')
 
-  async def _latest_version(self) -> str:
+  async def _resolve_version(self, label: Optional[str]) -> str:
+    """The newest AVAILABLE version, or the one `label` points to."""
     now = time.monotonic()
-    if self._latest is None or now - self._latest_at > self._version_ttl:
-      status = await self.status()
+    version, read_at = self._resolved.get(label or '', (None, 0.0))
+    if version is None or now - read_at > self._version_ttl:
+      status = await self.status(label=label)
       available = [int(s['version']) for s in status.get(
           'model_version_status', []) if s.get('state') == 'AVAILABLE']
       if not available:
         raise errors.BackendUnavailable(
             f'TF Serving has no AVAILABLE version of {self._model} yet',
             kind='no_model')
-      self._latest, self._latest_at = str(max(available)), now
-    return self._latest
+      version = str(max(available))
+      self._resolved[label or ''] = (version, now)
+    return version
 
   async def predict(self, pixels: np.ndarray, version: Optional[str] = None,
-                    signature: str = 'serving_default') -> base.Prediction:
+                    signature: str = 'serving_default',
+                    label: Optional[str] = None) -> base.Prediction:
     body = {'signature_name': signature,
             'inputs': {'pixels': wire_pixels(pixels)}}
-    payload = await self._call('POST', self._path(version, ':predict'), body)
+    payload = await self._call('POST', self._path(version, ':predict', label),
+                               body)
     outputs = payload.get('outputs')
     if not isinstance(outputs, dict) or 'probabilities' not in outputs:
       raise errors.BackendError(
           'TF Serving answered without the expected "outputs" '
           '(is the model exported with models.signatures?)')
-    used = version if version is not None else await self._latest_version()
+    used = version if version is not None else await self._resolve_version(
+        label)
     return base.Prediction.from_outputs(outputs, used)
 
-  async def status(self, version: Optional[str] = None) -> Dict[str, Any]:
-    return await self._call('GET', self._path(version))
+  async def status(self, version: Optional[str] = None,
+                   label: Optional[str] = None) -> Dict[str, Any]:
+    return await self._call('GET', self._path(version, '', label))
 
-  async def metadata(self, version: Optional[str] = None) -> Dict[str, Any]:
-    return await self._call('GET', self._path(version, '/metadata'))
+  async def metadata(self, version: Optional[str] = None,
+                     label: Optional[str] = None) -> Dict[str, Any]:
+    return await self._call('GET', self._path(version, '/metadata', label))

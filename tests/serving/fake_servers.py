@@ -75,27 +75,43 @@ def _rows(out) -> list:
           for i in range(len(out['class_ids']))]
 
 
-def tfserving(predict_fn, model_name: str, version: int) -> LoopbackServer:
-  """TF Serving's REST API (predict, status, metadata) for one model."""
+def tfserving(predict_fn, model_name: str, version: int,
+              labels: Optional[Dict[str, int]] = None) -> LoopbackServer:
+  """TF Serving's REST API (predict, status, metadata) for one model.
+
+  It serves `version` and every version a label points to (all with the
+  same weights); `labels` maps version labels as TF Serving's model config
+  does.
+  """
+  labels = labels or {}
+  versions = sorted({version, *labels.values()})
   prefix = re.compile(
-      rf'^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<v>\d+))?'
+      rf'^/v1/models/(?P<name>[^/:]+)'
+      rf'(?:/versions/(?P<v>\d+)|/labels/(?P<label>[^/:]+))?'
       rf'(?P<rest>:predict|/metadata)?$')
+
+  def status(v):
+    return {'version': str(v), 'state': 'AVAILABLE',
+            'status': {'error_code': 'OK', 'error_message': ''}}
 
   def route(method, path, body):
     m = prefix.match(path)
     if not m:
       return 404, {'error': 'Malformed request'}
-    if m['name'] != model_name or (m['v'] and int(m['v']) != version):
+    if m['label'] is not None and m['label'] not in labels:
+      return 400, {'error': 'Unrecognized servable version label: '
+                            f'{m["label"]}'}
+    v = int(m['v']) if m['v'] else labels.get(m['label'])
+    if m['name'] != model_name or (v is not None and v not in versions):
       spec = (f'Specific({m["name"]}, {m["v"]})' if m['v'] else
               f'Latest({m["name"]})')
       return 404, {'error': f'Servable not found for request: {spec}'}
     if m['rest'] is None and method == 'GET':
-      return 200, {'model_version_status': [{
-          'version': str(version), 'state': 'AVAILABLE',
-          'status': {'error_code': 'OK', 'error_message': ''}}]}
+      return 200, {'model_version_status': [
+          status(x) for x in ([v] if v is not None else versions)]}
     if m['rest'] == '/metadata':
       return 200, {'model_spec': {'name': model_name, 'signature_name': '',
-                                  'version': str(version)},
+                                  'version': str(v or max(versions))},
                    'metadata': {'signature_def': {'signature_def': {}}}}
     if 'inputs' in body:
       inputs = body['inputs']

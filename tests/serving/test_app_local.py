@@ -203,6 +203,9 @@ def _bad_cases(images):
        dict(json={'instances': [good]}), 404, 'unknown_version', None),
       ('non-numeric version', '/v1/models/fmnist/versions/x:predict',
        dict(json={'instances': [good]}), 400, 'bad_version', None),
+      ('version label', '/v1/models/fmnist/labels/stable:predict',
+       dict(json={'instances': [good]}), 400, 'unknown_label',
+       'Unrecognized servable version label: stable'),
       ('vertex without instances', VERTEX, dict(json={'inputs': [good]}),
        400, 'malformed_request', None),
       ('vertex out of range', VERTEX, dict(json={'instances': [[999] * 784]}),
@@ -305,6 +308,8 @@ def test_openapi_examples_are_accepted(local_client):
         assert r.status_code == 200, (path, r.text)
         posted += 1
   assert posted >= 4
+  # No version labels on the local backend, so none in its spec.
+  assert not [p for p in spec['paths'] if '/labels/' in p]
   friendly = spec['paths']['/predict']['post']['requestBody']['content']
   assert set(friendly) == {'multipart/form-data', 'image/png', 'image/jpeg',
                            'application/json'}

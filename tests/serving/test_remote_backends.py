@@ -89,6 +89,32 @@ def test_tfserving_backend_matches_the_savedmodel(tfs_server, model_home,
     assert len(tfs_server.requests) == n
 
 
+def test_tfserving_version_labels_pass_through(predict_fn, model_home,
+                                               tmp_path, images):
+  body = {'instances': images[:2].tolist()}
+  with fake_servers.tfserving(predict_fn, 'fmnist', 3,
+                              labels={'stable': 2, 'canary': 3}) as tfs, \
+      _client(model_home, tmp_path, backend='tfserving',
+              tfserving_url=tfs.url) as c:
+    r = c.post('/v1/models/fmnist/labels/stable:predict', json=body)
+    assert r.status_code == 200, r.text
+    assert tfs.requests[-2]['path'] == '/v1/models/fmnist/labels/stable:predict'
+    # The version the label points to, not the newest (3).
+    assert r.headers['x-model-version'] == '2'
+    assert c.post(PREDICT, json=body).headers['x-model-version'] == '3'
+    assert c.get('/v1/models/fmnist/labels/stable').json()[
+        'model_version_status'] == [{'version': '2', 'state': 'AVAILABLE',
+                                     'status': {'error_code': 'OK',
+                                                'error_message': ''}}]
+    assert c.get('/v1/models/fmnist/labels/canary/metadata').json()[
+        'model_spec']['version'] == '3'
+    assert '/v1/models/{name}/labels/{label}:predict' in c.get(
+        '/openapi.json').json()['paths']
+    r = c.post('/v1/models/fmnist/labels/beta:predict', json=body)
+    assert r.status_code == 400
+    assert 'Unrecognized servable version label: beta' in r.json()['error']
+
+
 def test_tfserving_down_slow_or_failing(tfs_server, model_home, tmp_path,
                                         images):
   body = {'instances': images[:1].tolist()}

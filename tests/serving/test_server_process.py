@@ -15,6 +15,8 @@ import numpy as np
 
 from serving import imaging
 
+from model_fixture import push  # pylint: disable=g-bad-import-order
+
 FMNIST = [sys.executable, '-m', 'fmnist.cli']
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -77,6 +79,75 @@ def test_serve_on_a_socket_batches_and_flushes_on_shutdown(model_home,
   assert not glob.glob(str(log_dir / '*.inprogress'))
 
 
+def _model_versions(url: str) -> dict:
+  """{worker pid: version} from the aggregated fmnist_model_version gauge."""
+  lines = [l for l in httpx.get(f'{url}/metrics').text.splitlines()
+           if l.startswith('fmnist_model_version{')]
+  return {l.split('pid="')[1].split('"')[0]: l.split()[-1] for l in lines}
+
+
+def _wait(predicate, what: str, proc, timeout: float = 120) -> None:
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    try:
+      if predicate():
+        return
+    except httpx.TransportError:
+      pass
+    assert proc.poll() is None, proc.stderr.read()
+    time.sleep(0.3)
+  raise AssertionError(f'timed out waiting for {what}')
+
+
+def test_two_workers_share_port_metrics_logs_and_new_versions(
+    model_home, second_version, tmp_path, images):
+  serving_dir = tmp_path / 'serving_model'
+  push(os.path.join(model_home['serving_dir'], '1'), str(serving_dir), 1)
+  port, log_dir, tmp = _free_port(), tmp_path / 'logs', tmp_path / 'tmp'
+  tmp.mkdir()
+  proc = subprocess.Popen(
+      FMNIST + ['serve', '--serving-dir', str(serving_dir), '--port',
+                str(port), '--log-dir', str(log_dir), '--workers', '2',
+                '--poll-seconds', '0.3'],
+      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env=dict(os.environ, TMPDIR=str(tmp)))
+  url = f'http://127.0.0.1:{port}'
+  body = {'instances': [images[0].tolist()]}
+  try:
+    # Whichever process answers /metrics reports every worker's series.
+    _wait(lambda: list(_model_versions(url).values()) == ['1.0', '1.0'],
+          'two workers serving version 1', proc)
+    pids = set(_model_versions(url))
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+      codes = list(pool.map(lambda _: httpx.post(
+          f'{url}/v1/models/fmnist:predict', json=body).status_code,
+                            range(96)))
+    assert codes == [200] * 96
+    requests = [l for l in httpx.get(f'{url}/metrics').text.splitlines()
+                if l.startswith('fmnist_requests_total{') and ':predict' in l]
+    assert sum(float(l.split()[-1]) for l in requests) == 96
+
+    # Each worker picks up a new push on its own; then only v2 answers.
+    push(second_version, str(serving_dir), 2)
+    _wait(lambda: list(_model_versions(url).values()) == ['2.0', '2.0'],
+          'both workers on version 2', proc)
+    versions = {httpx.post(f'{url}/v1/models/fmnist:predict', json=body
+                           ).headers['x-model-version'] for _ in range(8)}
+    assert versions == {'2'}
+  finally:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+  assert proc.returncode == 0, err
+  assert 'Traceback' not in err, err
+  assert 'with 2 worker processes' in out
+  files = glob.glob(str(log_dir / '*.jsonl'))
+  # Every instance, flushed by each worker on SIGTERM, named by its pid.
+  assert sum(1 for f in files for _ in open(f)) == 96 + 8
+  assert {os.path.basename(f).split('-')[2] for f in files} <= pids
+  assert not glob.glob(str(log_dir / '*.inprogress'))
+  assert not os.listdir(tmp)  # the shared metrics directory is gone
+
+
 def _fmnist(args, capsys):
   """Runs the real `fmnist` CLI in-process (a subprocess per case is slow)."""
   from fmnist import cli
@@ -98,6 +169,9 @@ def test_serve_usage_errors_are_one_line_exit_2(tmp_path, capsys):
   code, _, err = _fmnist(['serve', '--home', str(tmp_path),
                           '--log-sample-rate', '2'], capsys)
   assert code == 2 and 'sample rate' in err
+  code, _, err = _fmnist(['serve', '--home', str(tmp_path), '--workers', '0'],
+                         capsys)
+  assert code == 2 and 'workers must be between 1 and' in err
 
 
 def test_serve_port_in_use(model_home, capsys):
@@ -115,5 +189,6 @@ def test_serve_help_lists_the_flags(capsys):
   for flag in ('--backend', '--home', '--serving-dir', '--host', '--port',
                '--max-batch-size', '--batch-wait-ms', '--log-sink',
                '--log-sample-rate', '--token', '--max-body-bytes',
-               '--max-instances', '--tfserving-url', '--vertex-endpoint'):
+               '--max-instances', '--tfserving-url', '--vertex-endpoint',
+               '--workers'):
     assert flag in out, flag

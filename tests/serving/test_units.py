@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import os
 
 import numpy as np
 import pytest
@@ -142,3 +143,27 @@ def test_batcher_propagates_model_errors_to_each_caller():
       await b.close()
 
   asyncio.run(main())
+
+
+def test_config_survives_the_trip_to_worker_processes():
+  from serving import config as cfg_lib
+  config = cfg_lib.ServingConfig(
+      serving_dir='/m', workers=2, auth_token='t',
+      batching=cfg_lib.BatchingConfig(max_batch_size=8, max_wait_ms=0.5),
+      logging=cfg_lib.LogConfig(sink='none', sample_rate=0.25))
+  assert cfg_lib.ServingConfig.from_json(config.to_json()) == config
+
+
+def test_dead_workers_live_gauges_are_forgotten(tmp_path, monkeypatch):
+  import subprocess
+  from serving import metrics
+  dead = subprocess.Popen(['true'])
+  dead.wait()
+  for pid in (dead.pid, os.getpid()):
+    (tmp_path / f'gauge_livesum_{pid}.db').write_bytes(b'')
+    (tmp_path / f'counter_{pid}.db').write_bytes(b'')
+  monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+  metrics.forget_dead_workers()
+  assert sorted(os.listdir(tmp_path)) == sorted([
+      f'counter_{dead.pid}.db', f'counter_{os.getpid()}.db',
+      f'gauge_livesum_{os.getpid()}.db'])
