@@ -36,6 +36,7 @@ def _percentiles(latencies_s):
 
 
 def _build_model(out_dir: str) -> str:
+  sys.path.insert(0, os.path.join(REPO, 'tests'))  # its transform_builder
   spec = importlib.util.spec_from_file_location(
       'model_fixture', os.path.join(REPO, 'tests', 'serving',
                                     'model_fixture.py'))

@@ -6,7 +6,6 @@ exactly what the pipeline produces, minus the time of a pipeline run.
 """
 
 import os
-import tempfile
 
 import numpy as np
 import pytest
@@ -33,35 +32,10 @@ def real_slice():
 @pytest.fixture(scope='session')
 def transform_dir(real_slice, tmp_path_factory):
   """A Transform output directory made by the real `preprocessing_fn`."""
-  import apache_beam as beam
-  import tensorflow as tf
-  import tensorflow_transform as tft
-  import tensorflow_transform.beam as tft_beam
-  from tensorflow_transform.tf_metadata import metadata_io
-  from tensorflow_transform.tf_metadata import dataset_metadata
-  from tensorflow_transform.tf_metadata import schema_utils
-  from models import features
-  from models import preprocessing
-
+  import transform_builder  # tests/transform_builder.py
   images, labels = real_slice
-  out = str(tmp_path_factory.mktemp('transform'))
-  spec = {
-      features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS], tf.int64),
-      features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-  }
-  metadata = dataset_metadata.DatasetMetadata(
-      schema_utils.schema_from_feature_spec(spec))
-  rows = [{features.IMAGE_KEY: img.reshape(-1).astype(np.int64),
-           features.LABEL_KEY: int(lbl)} for img, lbl in zip(images, labels)]
-  with beam.Pipeline() as p, tft_beam.Context(
-      temp_dir=tempfile.mkdtemp(dir=out)):
-    transform_fn = ((p | beam.Create(rows), metadata)
-                    | tft_beam.AnalyzeDataset(preprocessing.preprocessing_fn))
-    _ = transform_fn | tft_beam.WriteTransformFn(out)
-  # Transform (the component) also records the raw schema; export reads it.
-  metadata_io.write_metadata(
-      metadata, os.path.join(out, tft.TFTransformOutput.RAW_METADATA_DIR))
-  return out
+  return transform_builder.write_transform_output(
+      images, labels, str(tmp_path_factory.mktemp('transform')))
 
 
 @pytest.fixture(scope='session')

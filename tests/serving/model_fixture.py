@@ -1,31 +1,25 @@
 """Builds a small, real SavedModel the way the pipeline exports one.
 
-Transform runs `preprocessing_fn` through tft_beam on a few random examples and
+Transform analyzes a few random examples (`tests/transform_builder.py`) and
 the model is saved with `models.signatures.export`, so the fixture carries the
-same signatures (and the same embedded Transform graph) as a pushed model,
-without the minutes the TFX pipeline would take.
+same signatures (and the same embedded Transform graph) as a pushed model.
 """
 
 import os
 import shutil
 import tempfile
 
-import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata
-from tensorflow_transform.tf_metadata import metadata_io
-from tensorflow_transform.tf_metadata import schema_utils
 
 from models import features
-from models import preprocessing
 from models import signatures
 from models.config import ModelConfig
 from models.model import build_model
 from serving import config as cfg_lib
+
+import transform_builder  # tests/transform_builder.py  # pylint: disable=g-bad-import-order
 
 MODEL_NAME = 'fmnist'
 SMALL = ModelConfig(conv_filters=(8,), dense_units=16, epochs=1)
@@ -33,27 +27,10 @@ SMALL = ModelConfig(conv_filters=(8,), dense_units=16, epochs=1)
 
 def _transform_output(work_dir: str, num_examples: int, seed: int) -> str:
   rng = np.random.default_rng(seed)
-  raw = [{features.IMAGE_KEY: rng.integers(0, 256, features.NUM_PIXELS).tolist(),
-          features.LABEL_KEY: int(rng.integers(0, features.NUM_CLASSES))}
-         for _ in range(num_examples)]
-  spec = {
-      features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS], tf.int64),
-      features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-  }
-  metadata = dataset_metadata.DatasetMetadata(
-      schema_utils.schema_from_feature_spec(spec))
-  out_dir = os.path.join(work_dir, 'transform_output')
-  with beam.Pipeline(options=PipelineOptions([])) as p, tft_beam.Context(
-      temp_dir=os.path.join(work_dir, 'tft_tmp'), force_tf_compat_v1=False):
-    data = p | beam.Create(raw, reshuffle=False)
-    _, transform_fn = ((data, metadata)
-                       | tft_beam.AnalyzeAndTransformDataset(
-                           preprocessing.preprocessing_fn))
-    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
-  # Signatures read the raw spec from here, as after the pipeline's Transform.
-  metadata_io.write_metadata(
-      metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
-  return out_dir
+  images = rng.integers(0, 256, (num_examples, features.NUM_PIXELS))
+  labels = rng.integers(0, features.NUM_CLASSES, num_examples)
+  return transform_builder.write_transform_output(
+      images, labels, os.path.join(work_dir, 'transform_output'))
 
 
 def build_saved_model(export_dir: str, cfg: ModelConfig = SMALL,
