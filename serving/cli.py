@@ -50,7 +50,8 @@ def register(subparsers) -> None:
   g.add_argument('--poll-seconds', type=float, default=5.0,
                  help='how often to look for a newly pushed version')
   g.add_argument('--tfserving-url', default='http://127.0.0.1:8501',
-                 help='TF Serving REST address (default: %(default)s)')
+                 help='TF Serving address: http://HOST:8501 for its REST API '
+                      '(default: %(default)s) or grpc://HOST:8500 for gRPC')
   g.add_argument('--vertex-endpoint', default='',
                  help='projects/PROJECT/locations/REGION/endpoints/ID')
   g.add_argument('--vertex-api-endpoint', default=None,

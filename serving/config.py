@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 from typing import Optional
 
 BACKENDS = ('local', 'tfserving', 'vertex')
@@ -52,7 +53,7 @@ class ServingConfig:
   model_name: str = DEFAULT_MODEL_NAME
   serving_dir: str = ''             # local: the Pusher's base directory
   poll_seconds: float = 5.0         # local: how often to look for new versions
-  tfserving_url: str = 'http://127.0.0.1:8501'
+  tfserving_url: str = 'http://127.0.0.1:8501'  # REST, or grpc://HOST:8500
   vertex_endpoint: str = ''         # projects/P/locations/L/endpoints/E
   vertex_api_endpoint: Optional[str] = None  # e.g. http://127.0.0.1:9000
   backend_timeout_s: float = 10.0
@@ -76,6 +77,11 @@ class ServingConfig:
           f'unknown backend {self.backend!r}; choose one of {", ".join(BACKENDS)}')
     if self.backend == 'local' and not self.serving_dir:
       raise ServingConfigError('the local backend needs a serving directory')
+    if self.backend == 'tfserving' and not re.match(
+        r'^(https?://[^/]+|grpc://[^/:]+:\d+)/?$', self.tfserving_url):
+      raise ServingConfigError(
+          f'--tfserving-url {self.tfserving_url!r} is not a TF Serving '
+          'address: use http://HOST:8501 (REST) or grpc://HOST:8500 (gRPC)')
     if self.backend == 'vertex' and not self.vertex_endpoint:
       raise ServingConfigError(
           'the vertex backend needs --vertex-endpoint '

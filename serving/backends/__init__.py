@@ -9,6 +9,10 @@ def create(config, metrics) -> Backend:
   if config.backend == 'local':
     from serving.backends import local
     return local.LocalBackend(config, metrics)
+  if config.backend == 'tfserving' and config.tfserving_url.startswith(
+      'grpc://'):
+    from serving.backends import tfserving_grpc
+    return tfserving_grpc.TFServingGrpcBackend(config)
   if config.backend == 'tfserving':
     from serving.backends import tfserving
     return tfserving.TFServingBackend(config)

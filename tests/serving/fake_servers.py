@@ -167,3 +167,101 @@ def bigquery() -> LoopbackServer:
   server = LoopbackServer(route)
   server.rows = []
   return server
+
+
+class GrpcTFServing:
+  """TF Serving's gRPC PredictionService + ModelService on 127.0.0.1.
+
+  Real grpc server, real tensorflow_serving protos; answers with the real
+  SavedModel. Same knobs as the REST fake: `delay_s`, `requests`, labels.
+  """
+
+  def __init__(self, predict_fn, model_name: str, version: int,
+               labels: Optional[Dict[str, int]] = None):
+    self._predict_fn = predict_fn
+    self._model = model_name
+    self._labels = labels or {}
+    self._versions = sorted({version, *self._labels.values()})
+    self.requests: List[Any] = []
+    self.delay_s = 0.0
+    self._server = None
+    self.url = ''
+
+  def _resolve(self, spec, context):
+    import grpc
+    self.requests.append(spec)
+    if self.delay_s:
+      time.sleep(self.delay_s)
+    if spec.version_label and spec.version_label not in self._labels:
+      context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                    f'Unrecognized servable version label: {spec.version_label}')
+    v = (spec.version.value if spec.HasField('version') else
+         self._labels.get(spec.version_label) if spec.version_label else None)
+    if spec.name != self._model or (v is not None and v not in self._versions):
+      what = (f'Specific({spec.name}, {v})' if v is not None else
+              f'Latest({spec.name})')
+      context.abort(grpc.StatusCode.NOT_FOUND,
+                    f'Servable not found for request: {what}')
+    return v if v is not None else max(self._versions)
+
+  def __enter__(self):
+    from concurrent import futures
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import get_model_metadata_pb2
+    from tensorflow_serving.apis import get_model_status_pb2
+    from tensorflow_serving.apis import model_service_pb2_grpc
+    from tensorflow_serving.apis import predict_pb2
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    outer = self
+
+    class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
+
+      def Predict(self, request, context):  # pylint: disable=invalid-name
+        v = outer._resolve(request.model_spec, context)
+        pixels = tf.make_ndarray(request.inputs['pixels'])
+        out = _run(outer._predict_fn, pixels.astype(np.float32))
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = outer._model
+        response.model_spec.version.value = v
+        response.model_spec.signature_name = request.model_spec.signature_name
+        for key, value in out.items():
+          response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+      def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name
+        v = outer._resolve(request.model_spec, context)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = outer._model
+        response.model_spec.version.value = v
+        defs = get_model_metadata_pb2.SignatureDefMap()
+        defs.signature_def['serving_default'].method_name = (
+            'tensorflow/serving/predict')
+        response.metadata['signature_def'].Pack(defs)
+        return response
+
+    class Models(model_service_pb2_grpc.ModelServiceServicer):
+
+      def GetModelStatus(self, request, context):  # pylint: disable=invalid-name
+        v = outer._resolve(request.model_spec, context)
+        versions = ([v] if request.model_spec.HasField('version') or
+                    request.model_spec.version_label else outer._versions)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for x in versions:
+          entry = response.model_version_status.add(
+              version=x, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+          entry.status.SetInParent()  # error_code OK, as TF Serving sends
+        return response
+
+    self._server = grpc.server(futures.ThreadPoolExecutor(4))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        Prediction(), self._server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        Models(), self._server)
+    port = self._server.add_insecure_port('127.0.0.1:0')
+    self._server.start()
+    self.url = f'grpc://127.0.0.1:{port}'
+    return self
+
+  def __exit__(self, *exc):
+    self._server.stop(grace=None)

@@ -40,6 +40,27 @@ def vertex_server(predict_fn):
     yield server
 
 
+def _assert_predictions(r, want) -> None:
+  """The proxy answered 200 with what the SavedModel itself predicts."""
+  assert r.status_code == 200, r.text
+  rows = r.json()['predictions']
+  assert [p['class_ids'] for p in rows] == want['class_ids'].tolist()
+  np.testing.assert_allclose([p['probabilities'] for p in rows],
+                             want['probabilities'], atol=1e-6)
+
+
+def _assert_tf_serving_errors_pass_through(c, images) -> None:
+  """TF Serving's own answers for an unknown version or label reach the client."""
+  body = {'instances': images[:1].tolist()}
+  r = c.post('/v1/models/fmnist/versions/9:predict', json=body)
+  assert r.status_code == 404
+  assert r.json() == {'error': 'Servable not found for request: '
+                               'Specific(fmnist, 9)'}
+  r = c.post('/v1/models/fmnist/labels/beta:predict', json=body)
+  assert r.status_code == 400
+  assert 'Unrecognized servable version label: beta' in r.json()['error']
+
+
 def _client(model_home, tmp_path, **overrides):
   config = make_config(model_home, tmp_path, backend_timeout_s=2.0,
                        **overrides)
@@ -76,12 +97,7 @@ def test_tfserving_backend_matches_the_savedmodel(tfs_server, model_home,
     assert c.get('/v1/models/fmnist/metadata').json()['model_spec'][
         'version'] == '3'
     assert c.get('/readyz').status_code == 200
-    # TF Serving's own 404 for an unknown version reaches the client as such.
-    r = c.post('/v1/models/fmnist/versions/9:predict',
-               json={'instances': images[:1].tolist()})
-    assert r.status_code == 404
-    assert r.json() == {'error': 'Servable not found for request: '
-                                 'Specific(fmnist, 9)'}
+    _assert_tf_serving_errors_pass_through(c, images)
     # Invalid input never reaches TF Serving.
     n = len(tfs_server.requests)
     assert c.post(PREDICT, json={'instances': [[256] * 784]}
@@ -115,6 +131,53 @@ def test_tfserving_version_labels_pass_through(predict_fn, model_home,
     assert 'Unrecognized servable version label: beta' in r.json()['error']
 
 
+def test_tfserving_grpc_matches_the_savedmodel(predict_fn, model_home,
+                                               tmp_path, images):
+  want = direct(predict_fn, images[:5])
+  with fake_servers.GrpcTFServing(predict_fn, 'fmnist', 3,
+                                  labels={'stable': 2}) as tfs, \
+      _client(model_home, tmp_path, backend='tfserving',
+              tfserving_url=tfs.url) as c:
+    r = c.post(PREDICT, json={'instances': images[:5].tolist()})
+    _assert_predictions(r, want)
+    # The version comes from TF Serving's PredictResponse itself.
+    assert r.headers['x-model-version'] == '3'
+    assert tfs.requests[-1].signature_name == 'serving_default'
+    r = c.post('/v1/models/fmnist:predict', json={
+        'signature_name': 'serving_uint8', 'inputs': images[:2].tolist()})
+    assert r.json()['outputs']['class_ids'] == want['class_ids'][:2].tolist()
+    assert tfs.requests[-1].signature_name == 'serving_uint8'
+    r = c.post('/v1/models/fmnist/labels/stable:predict',
+               json={'instances': images[:1].tolist()})
+    assert r.headers['x-model-version'] == '2'
+    assert c.get('/v1/models/fmnist/versions/2').json() == {
+        'model_version_status': [{'version': '2', 'state': 'AVAILABLE',
+                                  'status': {'error_code': 'OK',
+                                             'error_message': ''}}]}
+    meta = c.get('/v1/models/fmnist/metadata').json()
+    assert meta['model_spec']['version'] == '3'
+    assert meta['metadata']['signature_def']['signature_def'][
+        'serving_default']['method_name'] == 'tensorflow/serving/predict'
+    assert c.get('/readyz').status_code == 200
+    _assert_tf_serving_errors_pass_through(c, images)
+    tfs.delay_s = 2.5
+    r = c.post(PREDICT, json={'instances': images[:1].tolist()})
+    assert r.status_code == 504 and 'within 2s' in r.json()['error']
+  with _client(model_home, tmp_path, backend='tfserving',
+               tfserving_url=f'grpc://127.0.0.1:{_free_port()}') as c:
+    r = c.post(PREDICT, json={'instances': images[:1].tolist()})
+    assert r.status_code == 503 and 'not reachable' in r.json()['error']
+    assert c.get('/readyz').status_code == 503
+
+
+def test_tfserving_url_must_be_rest_or_grpc(model_home, tmp_path):
+  from serving import config as cfg_lib
+  for bad in ('127.0.0.1:8500', 'grpc://host', 'ftp://host:1'):
+    with pytest.raises(cfg_lib.ServingConfigError, match='grpc://HOST:8500'):
+      make_config(model_home, tmp_path, backend='tfserving',
+                  tfserving_url=bad).validate()
+
+
 def test_tfserving_down_slow_or_failing(tfs_server, model_home, tmp_path,
                                         images):
   body = {'instances': images[:1].tolist()}
@@ -145,12 +208,7 @@ def test_vertex_backend_through_aiplatform(vertex_server, model_home, tmp_path,
                vertex_endpoint=ENDPOINT,
                vertex_api_endpoint=vertex_server.url) as c:
     r = c.post(PREDICT, json={'instances': images[:4].tolist()})
-    assert r.status_code == 200, r.text
-    assert [p['class_ids'] for p in r.json()['predictions']] == (
-        want['class_ids'].tolist())
-    np.testing.assert_allclose(
-        [p['probabilities'] for p in r.json()['predictions']],
-        want['probabilities'], atol=1e-6)
+    _assert_predictions(r, want)
     sent = vertex_server.requests[-1]
     assert sent['path'].split('?')[0] == f'/v1/{ENDPOINT}:predict'
     assert np.asarray(sent['body']['instances']).shape == (4, 784)
