@@ -201,7 +201,7 @@ def write_report(cfg: configs.PipelineConfig,
                                        'reports')
   tf.io.gfile.makedirs(out_dir)
   store = summary_lib.open_store(cfg)
-  summaries = [summary_lib.summarize(cfg, run_id)
+  summaries = [summary_lib.summarize(cfg, run_id, store)
                for run_id in summary_lib.run_ids(store)]
   parts = [f'<h1>{html.escape(cfg.pipeline_name)}: pipeline report</h1>',
            '<h2>Runs, newest first</h2>', _runs_table(summaries)]

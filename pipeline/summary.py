@@ -133,10 +133,11 @@ def run_ids(store) -> List[str]:
   return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch)]
 
 
-def summarize(cfg: configs.PipelineConfig,
-              run_id: Optional[str] = None) -> RunSummary:
-  """Summary of `run_id` (default: the newest run)."""
-  store = open_store(cfg)
+def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
+              store: Optional[metadata_store.MetadataStore] = None
+              ) -> RunSummary:
+  """Summary of `run_id` (default: the newest run), from `store` if given."""
+  store = store or open_store(cfg)
   ids = run_ids(store)
   if not ids:
     raise configs.ConfigError(f'no pipeline run recorded in {cfg.metadata_path}')
