@@ -18,6 +18,7 @@ COPY fmnist/ fmnist/
 COPY models/ models/
 COPY pipeline/ pipeline/
 COPY serving/ serving/
+COPY monitoring/ monitoring/
 COPY schema/ schema/
 RUN python -m pip install --no-cache-dir -c constraints.txt '.[vertex]' \
  && python -c "import models.trainer, models.preprocessing, pipeline.data_gate"

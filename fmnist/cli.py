@@ -6,6 +6,7 @@
   fmnist run               the main job: ingest if needed, run, summarize, report
   fmnist report            HTML/PNG evaluation report of the runs so far
   fmnist serve             the prediction proxy (see serving/)
+  fmnist monitor           served traffic vs. training data: skew, drift, alert
 
 Errors a user can fix are printed as one `error: ...` line (exit 2), never as
 a traceback. TF/absl logging is quiet unless --verbose.
@@ -25,7 +26,8 @@ class UsageError(Exception):
 
 
 _OWN_CODE = tuple(os.path.join(configs.REPO_ROOT, d) + os.sep
-                  for d in ('models', 'pipeline', 'fmnist', 'serving'))
+                  for d in ('models', 'pipeline', 'fmnist', 'serving',
+                            'monitoring'))
 
 
 class _ProgressFilter(logging.Filter):
@@ -71,7 +73,7 @@ def _setup_logging(verbose: bool) -> None:
     warnings.filterwarnings('ignore')
 
 
-def _add_home(p: argparse.ArgumentParser) -> None:
+def add_home(p: argparse.ArgumentParser) -> None:
   p.add_argument('--home', default=configs.DEFAULT_HOME,
                  help='working directory for spans, pipeline outputs, MLMD and '
                       'the serving directory (default: %(default)s)')
@@ -92,7 +94,12 @@ def _add_ingest_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
-  _add_home(p)
+  add_home(p)
+  add_pipeline_knobs(p)
+
+
+def add_pipeline_knobs(p) -> None:
+  """Model and blessing knobs of a run (also `fmnist monitor`'s retraining)."""
   p.add_argument('--epochs', type=int, default=None,
                  help='maximum training epochs (default: the model config)')
   p.add_argument('--min-accuracy', type=float, default=None,
@@ -139,7 +146,7 @@ def _model_config(args):
   return ModelConfig.from_dict(values)
 
 
-def _pipeline_config(args) -> configs.PipelineConfig:
+def pipeline_config(args) -> configs.PipelineConfig:
   overrides = {}
   if args.min_accuracy is not None:
     overrides['min_accuracy'] = args.min_accuracy
@@ -163,7 +170,7 @@ def cmd_ingest(args) -> int:
   return 0
 
 
-def _run_local(cfg: configs.PipelineConfig) -> int:
+def run_local(cfg: configs.PipelineConfig) -> int:
   from pipeline import ingest
   from pipeline import local_runner
   from pipeline import summary
@@ -179,7 +186,7 @@ def cmd_pipeline_run(args) -> int:
   if args.runner == 'vertex':
     from pipeline import vertex_cli
     return vertex_cli.run(args)
-  return _run_local(_pipeline_config(args))
+  return run_local(pipeline_config(args))
 
 
 def cmd_pipeline_compile(args) -> int:
@@ -190,11 +197,11 @@ def cmd_pipeline_compile(args) -> int:
 def cmd_run(args) -> int:
   """The main job: first span from the real dataset if none, run, report."""
   from pipeline import ingest
-  cfg = _pipeline_config(args)
+  cfg = pipeline_config(args)
   if not ingest.existing_spans(cfg.data_root):
     print(f'ingesting {args.source} as span 1 ...', flush=True)
     cmd_ingest(argparse.Namespace(**{**vars(args), 'span': None}))
-  status = _run_local(cfg)
+  status = run_local(cfg)
   from pipeline import report
   print(f'report: {report.write_report(cfg)}')
   return status
@@ -207,14 +214,15 @@ def cmd_report(args) -> int:
   return 0
 
 
-def _user_errors() -> tuple:
+def user_errors() -> tuple:
   """Errors whose message tells the user what to fix (printed, no traceback).
 
   Only modules a command has loaded are asked, so `--help` stays fast.
   """
   errors = [UsageError, configs.ConfigError]
   for module, name in (('pipeline.ingest', 'IngestError'),
-                       ('pipeline.validation', 'DataValidationError')):
+                       ('pipeline.validation', 'DataValidationError'),
+                       ('monitoring.config', 'MonitorError')):
     if module in sys.modules:
       errors.append(getattr(sys.modules[module], name))
   return tuple(errors)
@@ -229,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
   p = sub.add_parser('ingest', help='write the IDX files as a new span')
-  _add_home(p)
+  add_home(p)
   _add_ingest_args(p)
   p.add_argument('--span', type=int, default=None,
                  help='span number (default: one after the newest)')
@@ -257,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.set_defaults(func=cmd_run)
 
   p = sub.add_parser('report', help='write the evaluation report (HTML/PNG)')
-  _add_home(p)
+  add_home(p)
   p.add_argument('--output', default=None,
                  help='report directory (default: HOME/reports)')
   p.set_defaults(func=cmd_report)
@@ -268,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     serving_cli = None
   if serving_cli is not None:
     serving_cli.register(sub)
+  try:
+    from monitoring import cli as monitoring_cli
+  except ModuleNotFoundError as e:
+    if e.name != 'monitoring':
+      raise
+    monitoring_cli = None  # an image built without monitoring/
+  if monitoring_cli is not None:
+    monitoring_cli.register(sub)
   return parser
 
 
@@ -281,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   try:
     return args.func(args)
   except Exception as e:  # pylint: disable=broad-except
-    if not isinstance(e, _user_errors()):
+    if not isinstance(e, user_errors()):
       raise
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -132,7 +132,7 @@ def config_from_args(args, environ=None
   from fmnist import cli  # pylint: disable=g-import-not-at-top
   settings = settings_from_args(args, environ)
   # The same model, thresholds and caching flags as a local run.
-  base = cli._pipeline_config(args)  # pylint: disable=protected-access
+  base = cli.pipeline_config(args)
   return vc.build(settings, base), settings
 
 

@@ -50,7 +50,7 @@ def test_model_params_override_the_config(tmp_path):
       'pipeline', 'run', '--home', str(tmp_path), '--epochs', '3',
       '--model-param', 'convs_per_block=1', '--model-param',
       'conv_filters=[16, 32]', '--model-param', 'learning_rate=0.01'])
-  model = cli._pipeline_config(args).model  # pylint: disable=protected-access
+  model = cli.pipeline_config(args).model
   assert (model.convs_per_block, model.conv_filters, model.learning_rate,
           model.epochs) == (1, (16, 32), 0.01, 3)
 

@@ -179,3 +179,42 @@ def test_report_shows_every_run_side_by_side(home, capsys):
   for name in ('confusion_matrix.png', 'training_curves.png',
                'statistics.html'):
     assert os.path.getsize(os.path.join(home, 'reports', name)) > 1000
+
+
+def test_monitor_finds_the_served_models_training_statistics(home, capsys):
+  """`fmnist monitor` on logged traffic, its baseline from the real MLMD."""
+  import json
+  import time
+  from serving import request_log
+  base = os.path.join(home, 'serving_model')
+  version = str(pusher.pushed_versions(base)[-1])
+  images, labels = ingest.read_idx_pair(SOURCE, ingest.TEST_FILES,
+                                        offset=500, limit=600)
+  # Logged as the proxy logs them; the true labels stand for the answers so
+  # the check is about the lineage, not this one-epoch model's accuracy.
+  sink = request_log.JsonlSink(os.path.join(home, 'request_logs'), 1 << 30,
+                               3600)
+  sink.write(sink.rows(request_log.Served(
+      timestamp=time.time(), request_id='0' * 20, route='friendly',
+      model_name='fmnist', model_version=version,
+      pixels=images.reshape(len(images), -1).astype(np.float32),
+      probabilities=np.eye(features.NUM_CLASSES, dtype=np.float32)[labels],
+      class_ids=labels.astype(np.int64),
+      class_names=[features.CLASS_NAMES[c] for c in labels])))
+  sink.close()
+  cfg = configs.PipelineConfig.from_home(home)
+  store = summary.open_store(cfg)
+  # The span of the run that pushed the served version (cached reruns
+  # report the same push).
+  (span,) = {s.span for s in (summary.summarize(cfg, r, store)
+                              for r in summary.run_ids(store))
+             if (s.pushed_to or '').endswith(os.sep + version)}
+  assert cli.main(['monitor', '--home', home]) == 0
+  out = capsys.readouterr().out
+  assert out.startswith('HEALTHY: no anomalies in 600 served instances')
+  assert (f'train statistics of span {span}, which the served model '
+          f'{version} was trained on (MLMD lineage)') in out
+  (stamp,) = [d for d in os.listdir(os.path.join(home, 'monitoring'))
+              if d[0].isdigit()]
+  with open(os.path.join(home, 'monitoring', stamp, 'summary.json')) as f:
+    assert json.load(f)['baseline']['span'] == span

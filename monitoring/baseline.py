@@ -1,0 +1,200 @@
+"""The training statistics served traffic is compared with, found in MLMD.
+
+Preferred: the `train` split statistics of the span the served model was
+trained on, followed through the lineage the local runner records:
+PushedModel <- Pusher(model) <- Trainer(examples) <- Transform(examples) <-
+the raw Examples, which StatisticsGen also read. The served version comes from
+the request logs (the PushedModel's `pushed_version`); if it is not in MLMD,
+the newest pushed model stands in. Without any pushed model: the statistics of
+the newest span DataGate accepted. The report says which one was used.
+"""
+
+import dataclasses
+import os
+from typing import Iterable, List, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+import tensorflow as tf
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+from models import features
+from monitoring.config import MonitorError
+
+_BINARY_STATS = 'FeatureStats.pb'   # StatisticsGen since TFX 1.x
+_TFRECORD_STATS = 'stats_tfrecord'  # older StatisticsGen outputs
+# pipeline.data_gate.STATISTICS_ID_PROPERTY, which DataGate writes on the
+# report of an accepted span (importing it would load TFX's components, 3 s
+# of every `fmnist monitor`; tests/monitoring/test_baseline.py keeps them equal).
+STATISTICS_ID_PROPERTY = 'statistics_id'
+_OUTPUTS = (metadata_store_pb2.Event.OUTPUT,
+            metadata_store_pb2.Event.DECLARED_OUTPUT)
+_INPUTS = (metadata_store_pb2.Event.INPUT,
+           metadata_store_pb2.Event.DECLARED_INPUT)
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+  statistics: statistics_pb2.DatasetFeatureStatisticsList
+  uri: str                       # the statistics artifact (or file) read
+  description: str               # for people: where it came from and why
+  span: Optional[int] = None
+  model_version: Optional[str] = None  # the pushed model it belongs to
+
+
+def load_split_statistics(
+    uri: str, split: str = features.TRAIN_SPLIT
+) -> statistics_pb2.DatasetFeatureStatisticsList:
+  """One split of a StatisticsGen output, or a statistics file itself.
+
+  Local or gs:// (a Vertex pipeline root).
+  """
+  candidates = [uri] if not tf.io.gfile.isdir(uri) else [
+      os.path.join(uri, f'Split-{split}', _BINARY_STATS),
+      os.path.join(uri, f'Split-{split}', _TFRECORD_STATS)]
+  for path in candidates:
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+      continue
+    try:
+      if path.endswith('.pbtxt'):
+        return tfdv.load_stats_text(path)
+      if os.path.basename(path) == _TFRECORD_STATS:
+        return tfdv.load_statistics(path)
+      return tfdv.load_stats_binary(path)
+    except Exception as e:  # pylint: disable=broad-except
+      raise MonitorError(f'{path}: not a TFDV statistics file ({e})') from None
+  raise MonitorError(f'no {split} statistics at {uri} (expected a '
+                     f'StatisticsGen output with Split-{split}/{_BINARY_STATS},'
+                     ' or a statistics file)')
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+  """Read-only: monitoring never creates or changes the pipeline's MLMD."""
+  if not os.path.isfile(metadata_path):
+    raise MonitorError(
+        f'no training statistics: no pipeline metadata at {metadata_path}; run '
+        f'`fmnist pipeline run --home {os.path.dirname(metadata_path)}` first '
+        '(or pass --baseline-statistics)')
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  return metadata_store.MetadataStore(config)
+
+
+def _property(artifact, name: str):
+  for props in (artifact.custom_properties, artifact.properties):
+    if name in props:
+      value = props[name]
+      return value.string_value or value.int_value
+  return None
+
+
+class _Lineage:
+  """Event walks over one store."""
+
+  def __init__(self, store):
+    self._store = store
+    self._types = {t.id: t.name for t in store.get_artifact_types()}
+
+  def type_name(self, artifact) -> str:
+    return self._types.get(artifact.type_id, '')
+
+  def producer(self, artifact_id: int) -> Optional[int]:
+    events = self._store.get_events_by_artifact_ids([artifact_id])
+    return next((e.execution_id for e in events if e.type in _OUTPUTS), None)
+
+  def inputs(self, execution_id: int, key: str) -> List:
+    events = self._store.get_events_by_execution_ids([execution_id])
+    ids = [e.artifact_id for e in events if e.type in _INPUTS and
+           e.path.steps and e.path.steps[0].key == key]
+    return list(self._store.get_artifacts_by_id(ids)) if ids else []
+
+  def upstream(self, artifact, key: str) -> List:
+    execution = self.producer(artifact.id)
+    return [] if execution is None else self.inputs(execution, key)
+
+  def raw_examples(self, pushed):
+    """The ExampleGen output the pushed model was trained from, or None."""
+    models = self.upstream(pushed, 'model')
+    if not models:
+      return None
+    examples = self.upstream(models[0], 'examples')
+    # Transform's output, then the raw Examples it read (no 'examples' input).
+    while examples:
+      earlier = self.upstream(examples[0], 'examples')
+      if not earlier:
+        return examples[0]
+      examples = earlier
+    return None
+
+  def statistics_of(self, examples) -> Optional[object]:
+    """The newest statistics StatisticsGen computed from `examples`."""
+    events = self._store.get_events_by_artifact_ids([examples.id])
+    readers = {e.execution_id for e in events if e.type in _INPUTS}
+    if not readers:
+      return None
+    out_events = self._store.get_events_by_execution_ids(sorted(readers))
+    ids = [e.artifact_id for e in out_events if e.type in _OUTPUTS]
+    stats = [a for a in self._store.get_artifacts_by_id(ids)
+             if self.type_name(a) == 'ExampleStatistics' and
+             a.state == metadata_store_pb2.Artifact.LIVE]
+    return max(stats, key=lambda a: a.id) if stats else None
+
+
+def _pushed_models(store, version: Optional[str]) -> Iterable:
+  """Pushed models: those of `version` first, then the others, newest first."""
+  pushed = [a for a in store.get_artifacts_by_type('PushedModel')
+            if _property(a, 'pushed') == 1]
+  pushed.sort(key=lambda a: a.id, reverse=True)
+  return ([a for a in pushed if _property(a, 'pushed_version') == version] +
+          [a for a in pushed if _property(a, 'pushed_version') != version])
+
+
+def from_lineage(metadata_path: str,
+                 served_version: Optional[str]) -> Baseline:
+  """The served model's training statistics (see the module docstring)."""
+  store = open_store(metadata_path)
+  lineage = _Lineage(store)
+  notes = []
+  for pushed in _pushed_models(store, served_version):
+    version = _property(pushed, 'pushed_version')
+    examples = lineage.raw_examples(pushed)
+    stats = lineage.statistics_of(examples) if examples else None
+    if stats is None:
+      notes.append(f'pushed model {version} has no recorded training '
+                   'statistics')
+      continue
+    span = _property(examples, 'span')
+    how = (f'train statistics of span {span}, which the served model '
+           f'{version} was trained on (MLMD lineage)')
+    if version != served_version:
+      how = (f'train statistics of span {span}, which the newest pushed model '
+             f'{version} was trained on (MLMD lineage; the served version '
+             f'{served_version} is not in this MLMD)')
+    return Baseline(statistics=load_split_statistics(stats.uri), uri=stats.uri,
+                    description=how, span=span, model_version=version)
+  return _newest_accepted(store, notes or ['no pushed model in MLMD'])
+
+
+def _newest_accepted(store, notes: List[str]) -> Baseline:
+  reports = [a for a in store.get_artifacts_by_type('ExampleAnomalies')
+             if _property(a, STATISTICS_ID_PROPERTY)]
+  if reports:
+    newest = max(reports, key=lambda a: (_property(a, 'span') or 0, a.id))
+    (stats,) = store.get_artifacts_by_id(
+        [_property(newest, STATISTICS_ID_PROPERTY)])
+    span = _property(newest, 'span')
+    return Baseline(
+        statistics=load_split_statistics(stats.uri), uri=stats.uri, span=span,
+        description=(f'train statistics of span {span}, the newest span '
+                     f'DataGate accepted ({"; ".join(notes)})'))
+  raise MonitorError(
+      'no training statistics: the pipeline has not accepted any span yet; '
+      'run `fmnist pipeline run` first (or pass --baseline-statistics)')
+
+
+def from_path(uri: str) -> Baseline:
+  return Baseline(statistics=load_split_statistics(uri), uri=uri,
+                  description=f'train statistics given with '
+                              f'--baseline-statistics ({uri})')

@@ -1,0 +1,72 @@
+"""What a monitoring run reads, checks against and writes: one typed config.
+
+The thresholds that are not in the curated schema, and the default window
+size, come from `benchmarks/monitoring_windows.py` (docs/monitoring.md has the
+figures): natural traffic (real test-set images through the served model)
+stays below them at the default window size, every measured shift is above.
+"""
+
+import dataclasses
+import datetime
+import os
+from typing import Optional
+
+from pipeline import configs
+
+# Exit codes of `fmnist monitor` (2 is every CLI's "fix your command").
+EXIT_HEALTHY = 0
+EXIT_USAGE = 2
+EXIT_UNHEALTHY = 3
+EXIT_RETRAIN_FAILED = 4  # unhealthy, and the retraining run failed to start/run
+
+# L-infinity distance between the served predicted-class distribution and the
+# training label distribution (skew), and between two monitoring windows
+# (drift: two samples, so ~1.4x the skew's noise). Below 0.1, so a class that
+# stops arriving (its share 0.1 -> 0) is always skew.
+PREDICTION_SKEW_LINF = 0.075
+PREDICTION_DRIFT_LINF = 0.09
+# The smallest measured window whose natural variation stays clearly below
+# every threshold (at 300 the largest natural drift reached 0.09).
+DEFAULT_MIN_INSTANCES = 500
+
+LOG_DIR_NAME = 'request_logs'
+OUTPUT_DIR_NAME = 'monitoring'
+
+
+class MonitorError(Exception):
+  """Nothing can be monitored as asked; the message says what to fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MonitorConfig:
+  """Every input and knob of one monitoring run."""
+  home: str
+  log_dir: str                    # the proxy's JSONL request logs
+  output_root: str                # HOME/monitoring: one directory per run
+  metadata_path: str              # the local pipeline's SQLite MLMD
+  schema_path: str                # the curated schema.pbtxt
+  since: Optional[datetime.datetime] = None  # only instances served from then
+  last: Optional[int] = None      # only the newest N instances
+  min_instances: int = DEFAULT_MIN_INSTANCES
+  # A StatisticsGen output (or one statistics file) to use instead of the
+  # served model's training statistics from MLMD.
+  baseline_statistics: Optional[str] = None
+  prediction_skew_linf: float = PREDICTION_SKEW_LINF
+  prediction_drift_linf: float = PREDICTION_DRIFT_LINF
+  webhook: Optional[str] = None
+  webhook_timeout: float = 10.0
+
+  @classmethod
+  def from_home(cls, home: str = configs.DEFAULT_HOME,
+                **overrides) -> 'MonitorConfig':
+    """Paths as the local pipeline and the proxy lay them out under `home`."""
+    pipeline = configs.PipelineConfig.from_home(home)
+    home = os.path.abspath(home)
+    values = dict(
+        home=home,
+        log_dir=os.path.join(home, LOG_DIR_NAME),
+        output_root=os.path.join(home, OUTPUT_DIR_NAME),
+        metadata_path=pipeline.metadata_path,
+        schema_path=os.path.join(pipeline.schema_dir, 'schema.pbtxt'))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**values)

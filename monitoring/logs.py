@@ -1,0 +1,148 @@
+"""Reads the proxy's request logs (serving/request_log.py) into a window.
+
+Only complete `*.jsonl` files are read; a file still being written ends in
+`.inprogress`. A row whose pixels are a list of integers is kept whatever its
+length or values, so TFDV names wrong shapes and out-of-domain pixels as
+schema anomalies. A row that cannot be read as an instance at all (broken
+JSON, no pixel list, non-integer values, no timestamp) is skipped and counted;
+that is a logging fault, not something the model was sent.
+"""
+
+import dataclasses
+import datetime
+import glob
+import json
+import os
+from typing import List, Optional, Tuple
+
+_INT64 = (-2 ** 63, 2 ** 63 - 1)
+_MAX_EXAMPLES = 5  # skipped rows quoted in the report
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+  """One served image as the model saw it, and what the model answered."""
+  timestamp: datetime.datetime
+  model_version: str
+  pixels: List[int]
+  class_id: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+  """The instances one monitoring run looks at, oldest first."""
+  instances: Tuple[Instance, ...]
+  files: Tuple[str, ...]
+  skipped: int = 0                     # unreadable rows in the files read
+  skipped_examples: Tuple[str, ...] = ()  # 'file:line: reason'
+
+  def __len__(self) -> int:
+    return len(self.instances)
+
+  @property
+  def first(self) -> Optional[datetime.datetime]:
+    return self.instances[0].timestamp if self.instances else None
+
+  @property
+  def last(self) -> Optional[datetime.datetime]:
+    return self.instances[-1].timestamp if self.instances else None
+
+  def versions(self) -> dict:
+    """Instances per model version, in order of first appearance."""
+    counts = {}
+    for i in self.instances:
+      counts[i.model_version] = counts.get(i.model_version, 0) + 1
+    return counts
+
+  @property
+  def served_version(self) -> Optional[str]:
+    """The version that answered the newest instance."""
+    return self.instances[-1].model_version if self.instances else None
+
+
+def parse_time(text: str) -> datetime.datetime:
+  """An ISO-8601 time as the proxy writes it (`...Z`); naive means UTC."""
+  value = datetime.datetime.fromisoformat(text.strip().replace('Z', '+00:00'))
+  if value.tzinfo is None:
+    value = value.replace(tzinfo=datetime.timezone.utc)
+  return value
+
+
+def _is_int(value) -> bool:
+  return (isinstance(value, int) and not isinstance(value, bool) and
+          _INT64[0] <= value <= _INT64[1])
+
+
+def parse_row(line: str) -> Instance:
+  """One JSONL row; raises ValueError saying why it is not an instance."""
+  try:
+    row = json.loads(line)
+  except ValueError as e:
+    raise ValueError(f'not JSON ({e})') from None
+  if not isinstance(row, dict):
+    raise ValueError('not a JSON object')
+  pixels = row.get('pixels')
+  if not isinstance(pixels, list) or not all(_is_int(p) for p in pixels):
+    raise ValueError("'pixels' is not a list of integers")
+  class_id = row.get('class_id')
+  if class_id is not None and not _is_int(class_id):
+    raise ValueError("'class_id' is not an integer")
+  try:
+    timestamp = parse_time(str(row['timestamp']))
+  except (KeyError, ValueError):
+    raise ValueError("no valid 'timestamp'") from None
+  return Instance(timestamp=timestamp,
+                  model_version=str(row.get('model_version', '')),
+                  pixels=pixels, class_id=class_id)
+
+
+def complete_files(log_dir: str) -> List[str]:
+  """Finished log files, oldest name first (names start with the UTC time)."""
+  return sorted(glob.glob(os.path.join(log_dir, '*.jsonl')))
+
+
+def _read_file(path: str, since: Optional[datetime.datetime],
+               instances: List[Instance], skipped: List[str]) -> None:
+  with open(path, encoding='utf-8', errors='replace') as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        instance = parse_row(line)
+      except ValueError as e:
+        skipped.append(f'{os.path.basename(path)}:{number}: {e}')
+        continue
+      if since is None or instance.timestamp >= since:
+        instances.append(instance)
+
+
+def read_window(log_dir: str, since: Optional[datetime.datetime] = None,
+                last: Optional[int] = None) -> Window:
+  """Instances served from `since` on, at most the newest `last` of them.
+
+  Files are read newest first (by modification time, which is at or after
+  their newest row), and reading stops once older files cannot hold any of
+  the newest `last` instances or any instance from `since` on.
+  """
+  files = complete_files(log_dir)
+  files.sort(key=os.path.getmtime, reverse=True)
+  instances: List[Instance] = []
+  skipped: List[str] = []
+  read = []
+  for path in files:
+    mtime = datetime.datetime.fromtimestamp(os.path.getmtime(path),
+                                            datetime.timezone.utc)
+    if since is not None and mtime < since:
+      break
+    if last is not None and len(instances) >= last:
+      newest = sorted((i.timestamp for i in instances), reverse=True)
+      if mtime < newest[last - 1]:
+        break
+    _read_file(path, since, instances, skipped)
+    read.append(path)
+  instances.sort(key=lambda i: i.timestamp)
+  if last is not None:
+    instances = instances[-last:] if last > 0 else []
+  return Window(instances=tuple(instances), files=tuple(sorted(read)),
+                skipped=len(skipped),
+                skipped_examples=tuple(skipped[:_MAX_EXAMPLES]))
