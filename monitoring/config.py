@@ -19,6 +19,10 @@ EXIT_USAGE = 2
 EXIT_UNHEALTHY = 3
 EXIT_RETRAIN_FAILED = 4  # unhealthy, and the retraining run failed to start/run
 
+# Verdicts, as summary.json and history.json spell them.
+HEALTHY = 'healthy'
+UNHEALTHY = 'unhealthy'
+
 # L-infinity distance between the served predicted-class distribution and the
 # training label distribution (skew), and between two monitoring windows
 # (drift: two samples, so ~1.4x the skew's noise). Below 0.1, so a class that

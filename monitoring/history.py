@@ -3,7 +3,10 @@
 `HOME/monitoring/<UTC stamp>/` holds a run's outputs; it is written under a
 temporary name and renamed, so a run directory is complete or absent.
 `history.json` lists every run (oldest first) and `index.html` shows it; the
-newest run's served statistics are the next run's drift baseline.
+newest *healthy* run's served statistics are the next run's drift baseline,
+as DataGate compares a span with the previous accepted one: otherwise a
+shift would be drift once and then the new normal, and the return to normal
+traffic would be reported as drift.
 """
 
 import datetime
@@ -15,6 +18,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from monitoring import config
 from monitoring import report
 
 HISTORY_JSON = 'history.json'
@@ -43,8 +47,10 @@ def load(output_root: str) -> List[Dict]:
 
 def previous(output_root: str) -> Optional[
     Tuple[str, statistics_pb2.DatasetFeatureStatisticsList]]:
-  """(stamp, served statistics) of the newest recorded run, if any."""
+  """(stamp, served statistics) of the newest healthy run, if any."""
   for entry in reversed(load(output_root)):
+    if entry['verdict'] != config.HEALTHY:
+      continue
     path = os.path.join(output_root, entry['stamp'], SERVED_STATISTICS)
     if os.path.isfile(path):
       return entry['stamp'], tfdv.load_stats_binary(path)

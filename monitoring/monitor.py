@@ -14,11 +14,10 @@ from monitoring import report
 from monitoring import statistics
 from monitoring.config import EXIT_HEALTHY
 from monitoring.config import EXIT_UNHEALTHY
+from monitoring.config import HEALTHY
 from monitoring.config import MonitorConfig
 from monitoring.config import MonitorError
-
-HEALTHY = 'healthy'
-UNHEALTHY = 'unhealthy'
+from monitoring.config import UNHEALTHY
 
 
 @dataclasses.dataclass(frozen=True)
