@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Creates what the Vertex pipeline, Cloud Build and the serving proxy need:
-# APIs, one bucket, one Artifact Registry repository and three service
-# accounts with least-privilege roles. Idempotent: rerunning skips what exists.
+# Creates what the Vertex pipeline, Cloud Build, the serving proxy and the
+# monitoring job need: APIs, one bucket, one Artifact Registry repository, the
+# BigQuery request-log table and five service accounts with least-privilege
+# roles. Idempotent: rerunning skips what exists. The monitoring job itself is
+# deployed by infra/deploy_monitor.sh once the pipeline image exists.
 #
 #   PROJECT=my-project REGION=us-central1 BUCKET=my-bucket infra/provision.sh
 #
@@ -16,17 +18,23 @@ REPOSITORY="${REPOSITORY:-fmnist}"
 RUNNER_SA="${RUNNER_SA:-fmnist-pipeline}"
 TRAINING_SA="${TRAINING_SA:-fmnist-training}"
 SERVING_SA="${SERVING_SA:-fmnist-proxy}"
+MONITOR_SA="${MONITOR_SA:-fmnist-monitor}"
+SCHEDULER_SA="${SCHEDULER_SA:-fmnist-scheduler}"
+BQ_DATASET="${BQ_DATASET:-fmnist_monitoring}"
 
 runner="${RUNNER_SA}@${PROJECT}.iam.gserviceaccount.com"
 training="${TRAINING_SA}@${PROJECT}.iam.gserviceaccount.com"
 serving="${SERVING_SA}@${PROJECT}.iam.gserviceaccount.com"
+monitor="${MONITOR_SA}@${PROJECT}.iam.gserviceaccount.com"
 number="$(gcloud projects describe "${PROJECT}" --format='value(projectNumber)')"
 cloudbuild="${number}@cloudbuild.gserviceaccount.com"
 
 gcloud services enable --project "${PROJECT}" \
   aiplatform.googleapis.com dataflow.googleapis.com \
   artifactregistry.googleapis.com cloudbuild.googleapis.com \
-  run.googleapis.com storage.googleapis.com iam.googleapis.com
+  run.googleapis.com storage.googleapis.com iam.googleapis.com \
+  bigquery.googleapis.com cloudscheduler.googleapis.com \
+  secretmanager.googleapis.com
 
 # One regional bucket next to the jobs: pipeline root, data spans, temp files,
 # compiled specs and the serving directory the proxy reads.
@@ -42,7 +50,21 @@ if ! gcloud artifacts repositories describe "${REPOSITORY}" --location "${REGION
     --description "fmnist-tfx pipeline and serving images"
 fi
 
-for sa in "${RUNNER_SA}" "${TRAINING_SA}" "${SERVING_SA}"; do
+# The proxy's request log (serving/bigquery_schema.json, Vertex AI's
+# request-response logging schema), partitioned by day on logging_time so the
+# monitor's `logging_time >= @since` reads only the days it checks.
+if ! bq --project_id "${PROJECT}" show "${PROJECT}:${BQ_DATASET}" >/dev/null 2>&1; then
+  bq --project_id "${PROJECT}" --location "${REGION}" mk --dataset \
+    "${PROJECT}:${BQ_DATASET}"
+fi
+if ! bq --project_id "${PROJECT}" show "${PROJECT}:${BQ_DATASET}.requests" >/dev/null 2>&1; then
+  bq --project_id "${PROJECT}" mk --table --time_partitioning_field logging_time \
+    --time_partitioning_type DAY "${PROJECT}:${BQ_DATASET}.requests" \
+    "$(dirname "${BASH_SOURCE[0]}")/../serving/bigquery_schema.json"
+fi
+
+for sa in "${RUNNER_SA}" "${TRAINING_SA}" "${SERVING_SA}" "${MONITOR_SA}" \
+    "${SCHEDULER_SA}"; do
   if ! gcloud iam service-accounts describe "${sa}@${PROJECT}.iam.gserviceaccount.com" \
       --project "${PROJECT}" >/dev/null 2>&1; then
     gcloud iam service-accounts create "${sa}" --project "${PROJECT}" \
@@ -62,6 +84,10 @@ repo_role() {  # member role
   gcloud artifacts repositories add-iam-policy-binding "${REPOSITORY}" \
     --location "${REGION}" --project "${PROJECT}" --member "$1" --role "$2" \
     --quiet >/dev/null
+}
+dataset_role() {  # member role: BigQuery's GRANT on the request-log dataset only
+  bq --project_id "${PROJECT}" --location "${REGION}" query --nouse_legacy_sql --quiet \
+    "GRANT \`$2\` ON SCHEMA \`${PROJECT}.${BQ_DATASET}\` TO \"$1\"" >/dev/null
 }
 sa_role() {  # service-account member role
   gcloud iam service-accounts add-iam-policy-binding "$1" --project "${PROJECT}" \
@@ -97,10 +123,27 @@ repo_role "serviceAccount:${training}" roles/artifactregistry.reader
 # --- Serving proxy (Cloud Run): reads models, writes nothing.
 # Reads the pushed SavedModels under gs://BUCKET/serving_model.
 bucket_role "serviceAccount:${serving}" roles/storage.objectViewer
-# Writes request/prediction logs that the monitor reads.
-project_role "serviceAccount:${serving}" roles/logging.logWriter
+# Streams its request log into the monitoring dataset (insertAll), nowhere else.
+dataset_role "serviceAccount:${serving}" roles/bigquery.dataEditor
 # Calls a Vertex Endpoint when the proxy is pointed at one (predict only).
 project_role "serviceAccount:${serving}" roles/aiplatform.user
+
+# --- Monitoring job (Cloud Run job, infra/monitor_job.yaml).
+# Reads the proxy's request log in the monitoring dataset ...
+dataset_role "serviceAccount:${monitor}" roles/bigquery.dataViewer
+# ... through a query job, which runs in the project.
+project_role "serviceAccount:${monitor}" roles/bigquery.jobUser
+# Reads the baseline statistics under the pipeline root and keeps its history
+# and reports in gs://BUCKET/monitoring (mounted); only in this bucket.
+bucket_role "serviceAccount:${monitor}" roles/storage.objectAdmin
+# Submits the retraining pipeline run (--retrain-on-drift --runner vertex) ...
+project_role "serviceAccount:${monitor}" roles/aiplatform.user
+# ... which executes as the runner account ...
+sa_role "${runner}" "serviceAccount:${monitor}" roles/iam.serviceAccountUser
+# ... after checking that the pipeline image exists; only this repository.
+repo_role "serviceAccount:${monitor}" roles/artifactregistry.reader
+# The scheduler account gets roles/run.invoker on the job itself only
+# (infra/deploy_monitor.sh, once the job exists); nothing here.
 
 # --- Cloud Build: builds, pushes, compiles, submits, deploys.
 # Pushes both images to this repository only.
@@ -123,6 +166,8 @@ Provisioned. Use:
   export FMNIST_SERVICE_ACCOUNT=${runner}
   export FMNIST_TRAINING_SERVICE_ACCOUNT=${training}
   # Cloud Build: --substitutions=_BUCKET=${BUCKET},_SERVICE_ACCOUNT=${runner},_TRAINING_SERVICE_ACCOUNT=${training},_SERVING_SERVICE_ACCOUNT=${serving}
+The proxy logs to ${PROJECT}.${BQ_DATASET}.requests (--bq-table). Deploy the daily
+monitoring job once the pipeline image is pushed: infra/deploy_monitor.sh.
 Upload the four Fashion-MNIST IDX .gz files for the Cloud Build smoke test:
   gcloud storage cp /usr/share/datasets/fashion-mnist/*.gz gs://${BUCKET}/datasets/fashion-mnist/
 DONE

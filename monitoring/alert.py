@@ -8,6 +8,7 @@ code still tells the scheduler.
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Dict, Optional
 
@@ -31,6 +32,19 @@ def payload(summary: Dict, report_path: str, headline: str) -> Dict:
       'measurements': [m for m in summary['measurements'] if m['alert']],
       'skipped_rows': summary['window']['skipped_rows'],
   }
+
+
+def redact(url: str) -> str:
+  """The webhook as it may be printed and stored: scheme and host only.
+
+  Incoming-webhook URLs carry their secret in the path (Slack, Chat).
+  """
+  parts = urllib.parse.urlsplit(url)
+  host = parts.hostname or '?'
+  if parts.port:
+    host += f':{parts.port}'
+  return f'{parts.scheme}://{host}/…' if parts.path.strip('/') else (
+      f'{parts.scheme}://{host}')
 
 
 def send(url: str, body: Dict, timeout: float) -> Optional[str]:

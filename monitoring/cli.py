@@ -7,12 +7,15 @@ run failed, 2 nothing could be monitored (the `error:` line says why).
 """
 
 import datetime
+import os
 import re
 import sys
 
 from monitoring import config as config_lib
 from monitoring.config import MonitorError
 
+# Webhook URLs carry a token: on Cloud Run this comes from Secret Manager.
+ALERT_WEBHOOK_ENV = 'FMNIST_ALERT_WEBHOOK'
 _RELATIVE = re.compile(r'^(\d+)([smhd])$')
 _UNITS = {'s': 'seconds', 'm': 'minutes', 'h': 'hours', 'd': 'days'}
 
@@ -41,6 +44,13 @@ def register(subparsers) -> None:
   g = p.add_argument_group('window')
   g.add_argument('--log-dir', default=None,
                  help='request logs of the proxy (default: HOME/request_logs)')
+  g.add_argument('--bq-table', default=None, metavar='PROJECT.DATASET.TABLE',
+                 help='read the BigQuery request log the proxy writes on '
+                      'Cloud Run (`fmnist serve --log-sink bigquery`) instead '
+                      'of --log-dir')
+  g.add_argument('--bq-api-endpoint', default=None, metavar='URL',
+                 help='BigQuery API host override, e.g. an emulator (http:// '
+                      'uses anonymous credentials)')
   g.add_argument('--since', default=None, metavar='WHEN',
                  help='only instances served since then: 24h, 90m, 7d, or an '
                       'ISO-8601 time')
@@ -59,8 +69,10 @@ def register(subparsers) -> None:
                  help='where run directories and the index go (default: '
                       'HOME/monitoring)')
   g = p.add_argument_group('alert')
-  g.add_argument('--alert-webhook', default=None, metavar='URL',
-                 help='POST a JSON alert here when the verdict is unhealthy')
+  g.add_argument('--alert-webhook', metavar='URL',
+                 default=os.environ.get(ALERT_WEBHOOK_ENV) or None,
+                 help='POST a JSON alert here when the verdict is unhealthy '
+                      f'(default: ${ALERT_WEBHOOK_ENV}, e.g. from a secret)')
   g.add_argument('--webhook-timeout', type=float, default=10.0,
                  help='seconds (default: %(default)s)')
   g = p.add_argument_group(
@@ -78,11 +90,24 @@ def register(subparsers) -> None:
 def _config(args, now: datetime.datetime) -> config_lib.MonitorConfig:
   if args.min_instances < 1:
     raise MonitorError('--min-instances must be at least 1')
+  if args.bq_table is not None:
+    from monitoring import bigquery_logs  # pylint: disable=g-import-not-at-top
+    bigquery_logs.parse_table(args.bq_table)
+    if args.log_dir is not None:
+      raise MonitorError('--log-dir and --bq-table name two log sources; '
+                         'pass one')
+    if args.bq_api_endpoint is not None and not re.match(
+        r'^https?://[^/]', args.bq_api_endpoint):
+      raise MonitorError(f'--bq-api-endpoint {args.bq_api_endpoint!r}: '
+                         'expected an http:// or https:// URL')
+  elif args.bq_api_endpoint is not None:
+    raise MonitorError('--bq-api-endpoint needs --bq-table')
   if args.last is not None and args.last < args.min_instances:
     raise MonitorError(f'--last {args.last} is below --min-instances '
                        f'{args.min_instances}')
   return config_lib.MonitorConfig.from_home(
-      args.home, log_dir=args.log_dir, output_root=args.output_dir,
+      args.home, log_dir=args.log_dir, bq_table=args.bq_table,
+      bq_api_endpoint=args.bq_api_endpoint, output_root=args.output_dir,
       since=parse_since(args.since, now) if args.since else None,
       last=args.last, min_instances=args.min_instances,
       baseline_statistics=args.baseline_statistics,
@@ -110,14 +135,15 @@ def _alert(cfg: config_lib.MonitorConfig, result, line: str) -> dict:
   error = alert.send(cfg.webhook,
                      alert.payload(result.summary, result.report_path, line),
                      cfg.webhook_timeout)
+  shown = alert.redact(cfg.webhook)  # the URL's path is its secret
   if error is None:
-    print(f'alert: sent to {cfg.webhook}')
+    print(f'alert: sent to {shown}')
   else:
-    print(f'warning: the alert webhook {cfg.webhook} failed ({error}); the '
+    print(f'warning: the alert webhook {shown} failed ({error}); the '
           'report is written', file=sys.stderr)
-  return {'webhook': cfg.webhook, 'delivered': error is None, 'error': error,
-          'message': (f'alert POSTed to {cfg.webhook}' if error is None else
-                      f'alert to {cfg.webhook} failed: {error}')}
+  return {'webhook': shown, 'delivered': error is None, 'error': error,
+          'message': (f'alert POSTed to {shown}' if error is None else
+                      f'alert to {shown} failed: {error}')}
 
 
 def cmd_monitor(args) -> int:

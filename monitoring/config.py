@@ -51,6 +51,12 @@ class MonitorConfig:
   schema_path: str                # the curated schema.pbtxt
   since: Optional[datetime.datetime] = None  # only instances served from then
   last: Optional[int] = None      # only the newest N instances
+  # The proxy's BigQuery log (PROJECT.DATASET.TABLE), read instead of log_dir
+  # when set: through `bq_api_endpoint` if set (an emulator or test server),
+  # transient errors retried for `bq_timeout_s` in all.
+  bq_table: Optional[str] = None
+  bq_api_endpoint: Optional[str] = None
+  bq_timeout_s: float = 60.0
   min_instances: int = DEFAULT_MIN_INSTANCES
   # A StatisticsGen output (or one statistics file) to use instead of the
   # served model's training statistics from MLMD.
@@ -74,3 +80,9 @@ class MonitorConfig:
         schema_path=os.path.join(pipeline.schema_dir, 'schema.pbtxt'))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**values)
+
+  @property
+  def log_source(self) -> str:
+    """Where the window is read from, for messages and the report."""
+    return (f'BigQuery table {self.bq_table}' if self.bq_table
+            else self.log_dir)

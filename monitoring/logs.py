@@ -1,11 +1,13 @@
-"""Reads the proxy's request logs (serving/request_log.py) into a window.
+"""Reads the proxy's JSONL request logs (serving/request_log.py) into a window.
 
 Only complete `*.jsonl` files are read; a file still being written ends in
 `.inprogress`. A row whose pixels are a list of integers is kept whatever its
 length or values, so TFDV names wrong shapes and out-of-domain pixels as
 schema anomalies. A row that cannot be read as an instance at all (broken
 JSON, no pixel list, non-integer values, no timestamp) is skipped and counted;
-that is a logging fault, not something the model was sent.
+that is a logging fault, not something the model was sent. `Window`,
+`Instance` and these rules are shared with the BigQuery reader
+(monitoring/bigquery_logs.py).
 """
 
 import dataclasses
@@ -73,6 +75,20 @@ def _is_int(value) -> bool:
           _INT64[0] <= value <= _INT64[1])
 
 
+def check_pixels(value) -> List[int]:
+  """Any list of integers (TFDV judges shape and domain); else ValueError."""
+  if not isinstance(value, list) or not all(_is_int(p) for p in value):
+    raise ValueError("'pixels' is not a list of integers")
+  return value
+
+
+def check_class_id(value, name: str = 'class_id') -> Optional[int]:
+  """An integer or None (a missing class is TFDV's to flag); else ValueError."""
+  if value is not None and not _is_int(value):
+    raise ValueError(f"'{name}' is not an integer")
+  return value
+
+
 def parse_row(line: str) -> Instance:
   """One JSONL row; raises ValueError saying why it is not an instance."""
   try:
@@ -81,12 +97,8 @@ def parse_row(line: str) -> Instance:
     raise ValueError(f'not JSON ({e})') from None
   if not isinstance(row, dict):
     raise ValueError('not a JSON object')
-  pixels = row.get('pixels')
-  if not isinstance(pixels, list) or not all(_is_int(p) for p in pixels):
-    raise ValueError("'pixels' is not a list of integers")
-  class_id = row.get('class_id')
-  if class_id is not None and not _is_int(class_id):
-    raise ValueError("'class_id' is not an integer")
+  pixels = check_pixels(row.get('pixels'))
+  class_id = check_class_id(row.get('class_id'))
   try:
     timestamp = parse_time(str(row['timestamp']))
   except (KeyError, ValueError):
@@ -94,6 +106,20 @@ def parse_row(line: str) -> Instance:
   return Instance(timestamp=timestamp,
                   model_version=str(row.get('model_version', '')),
                   pixels=pixels, class_id=class_id)
+
+
+def make_window(instances: List[Instance], files: List[str],
+                skipped: List[str], last: Optional[int] = None) -> Window:
+  """Oldest first (stable on equal times), the newest `last` if given.
+
+  Shared by every log source, so a window means the same whichever it is.
+  """
+  instances = sorted(instances, key=lambda i: i.timestamp)
+  if last is not None:
+    instances = instances[-last:] if last > 0 else []
+  return Window(instances=tuple(instances), files=tuple(sorted(files)),
+                skipped=len(skipped),
+                skipped_examples=tuple(skipped[:_MAX_EXAMPLES]))
 
 
 def complete_files(log_dir: str) -> List[str]:
@@ -140,9 +166,4 @@ def read_window(log_dir: str, since: Optional[datetime.datetime] = None,
         break
     _read_file(path, since, instances, skipped)
     read.append(path)
-  instances.sort(key=lambda i: i.timestamp)
-  if last is not None:
-    instances = instances[-last:] if last > 0 else []
-  return Window(instances=tuple(instances), files=tuple(sorted(read)),
-                skipped=len(skipped),
-                skipped_examples=tuple(skipped[:_MAX_EXAMPLES]))
+  return make_window(instances, read, skipped, last)

@@ -1,4 +1,9 @@
-"""One monitoring run: request logs in; statistics, anomalies and report out."""
+"""One monitoring run: request logs in; statistics, anomalies and report out.
+
+The logs are JSONL files (monitoring/logs.py) or the BigQuery table the proxy
+logs to on Cloud Run (monitoring/bigquery_logs.py); both give a `logs.Window`
+and everything after it is the same.
+"""
 
 import dataclasses
 import datetime
@@ -41,20 +46,25 @@ def _iso(t: Optional[datetime.datetime]) -> str:
 
 def read_window(cfg: MonitorConfig) -> logs.Window:
   """The window to check; refuses what would not be a meaningful check."""
-  home_hint = f'fmnist serve --home {cfg.home}'
-  if not os.path.isdir(cfg.log_dir):
-    raise MonitorError(f'no request logs: {cfg.log_dir} does not exist; the '
-                       f'proxy writes them while serving (`{home_hint}`), or '
-                       'point --log-dir at them')
-  if not logs.complete_files(cfg.log_dir):
-    raise MonitorError(f'no complete request log (*.jsonl) in {cfg.log_dir} '
-                       '(files still being written end in .inprogress and are '
-                       'renamed when they rotate or the proxy stops)')
-  window = logs.read_window(cfg.log_dir, cfg.since, cfg.last)
+  if cfg.bq_table:
+    from monitoring import bigquery_logs  # pylint: disable=g-import-not-at-top
+    window = bigquery_logs.read_window(cfg.bq_table, cfg.since, cfg.last,
+                                       cfg.bq_api_endpoint, cfg.bq_timeout_s)
+  else:
+    home_hint = f'fmnist serve --home {cfg.home}'
+    if not os.path.isdir(cfg.log_dir):
+      raise MonitorError(f'no request logs: {cfg.log_dir} does not exist; the '
+                         f'proxy writes them while serving (`{home_hint}`), or '
+                         'point --log-dir at them')
+    if not logs.complete_files(cfg.log_dir):
+      raise MonitorError(f'no complete request log (*.jsonl) in {cfg.log_dir} '
+                         '(files still being written end in .inprogress and '
+                         'are renamed when they rotate or the proxy stops)')
+    window = logs.read_window(cfg.log_dir, cfg.since, cfg.last)
   if len(window) < cfg.min_instances:
     where = f' since {_iso(cfg.since)}' if cfg.since else ''
     raise MonitorError(
-        f'only {len(window)} served instances{where} in {cfg.log_dir} '
+        f'only {len(window)} served instances{where} in {cfg.log_source} '
         f'({window.skipped} unreadable rows skipped); at least '
         f'{cfg.min_instances} are needed (--min-instances): smaller windows '
         'vary too much to tell drift from chance (docs/monitoring.md)')
@@ -111,7 +121,8 @@ def run(cfg: MonitorConfig,
       'window': {
           'first': _iso(window.first), 'last': _iso(window.last),
           'since': _iso(cfg.since) or None, 'last_n': cfg.last,
-          'log_dir': cfg.log_dir, 'files': len(window.files),
+          'log_dir': None if cfg.bq_table else cfg.log_dir,
+          'bq_table': cfg.bq_table, 'files': len(window.files),
           'skipped_rows': window.skipped,
           'skipped_examples': list(window.skipped_examples),
       },

@@ -127,8 +127,9 @@ def _measurements_table(rows: List[Dict]) -> str:
 def _facts(summary: Dict) -> str:
   w = summary['window']
   rows = [
-      ('served instances', f'{summary["instances"]} from {w["files"]} log '
-                           f'file(s), {w["first"]} to {w["last"]}'),
+      ('served instances', f'{summary["instances"]} from ' + (
+          f'BigQuery table {w["bq_table"]}' if w.get('bq_table') else
+          f'{w["files"]} log file(s)') + f', {w["first"]} to {w["last"]}'),
       ('window', ', '.join(filter(None, (
           w.get('since') and f'since {w["since"]}',
           w.get('last_n') and f'newest {w["last_n"]}'))) or 'all logs'),

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from serving import bigquery_client
 from serving import jsonio
 
 _log = logging.getLogger(__name__)
@@ -156,15 +157,8 @@ class BigQuerySink(Sink):
 
   def _get_client(self):
     if self._client is None:
-      from google.cloud import bigquery  # pylint: disable=g-import-not-at-top
-      kwargs = {}
-      if self._api_endpoint:
-        kwargs['client_options'] = {'api_endpoint': self._api_endpoint}
-        if self._api_endpoint.startswith('http://'):
-          from google.auth import credentials  # pylint: disable=g-import-not-at-top
-          kwargs['credentials'] = credentials.AnonymousCredentials()
-      self._client = bigquery.Client(project=self._table.split('.')[0],
-                                     **kwargs)
+      self._client = bigquery_client.create(self._table.split('.')[0],
+                                     self._api_endpoint)
     return self._client
 
   def rows(self, served: Served) -> List[Dict]:

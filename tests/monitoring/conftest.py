@@ -13,9 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-# The Vertex fakes live next to the Vertex tests (imported by name there too).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'vertex'))
+# The Vertex and BigQuery fakes live next to the Vertex and serving tests
+# (imported by name there too).
+for _sub in ('vertex', 'serving'):
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+      os.path.abspath(__file__))), _sub))
 
 from mlmd_fixture import PipelineStore  # pylint: disable=g-import-not-at-top,g-bad-import-order
 from monitor_testenv import DATASET_DIR, VERSION  # pylint: disable=g-import-not-at-top,g-bad-import-order

@@ -16,7 +16,8 @@ class Webhook(loopback.Loopback):
   """Records POSTed JSON bodies; answers `status`."""
 
   def __init__(self, status: int = 200):
-    self.bodies, self.headers, self.status = [], [], status
+    self.bodies, self.headers, self.paths = [], [], []
+    self.status = status
     hook = self
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -27,6 +28,7 @@ class Webhook(loopback.Loopback):
         length = int(self.headers.get('Content-Length') or 0)
         hook.bodies.append(json.loads(self.rfile.read(length)))
         hook.headers.append(dict(self.headers))
+        hook.paths.append(self.path)
         self.send_response(hook.status)
         self.send_header('Content-Length', '0')
         self.end_headers()
@@ -59,7 +61,8 @@ def test_unhealthy_verdict_posts_the_alert(home, monitor, test_images):
   assert [(m['check'], m['feature']) for m in body['measurements']] == [
       ('skew', 'image')]
   assert body['window']['first'] and body['skipped_rows'] == 0
-  assert f'alert: sent to {hook.url}/hooks/ml' in out
+  assert f'alert: sent to {hook.url}/…' in out  # the path is the secret
+  assert hook.paths == ['/hooks/ml']
   assert summary['alert']['delivered'] is True
   with open(report, encoding='utf-8') as f:
     assert 'alert POSTed to' in f.read()
@@ -82,12 +85,17 @@ def _closed_port() -> int:
 
 def test_a_webhook_that_is_down_loses_nothing(home, monitor, test_images):
   _inverted_logs(home, test_images)
-  url = f'http://127.0.0.1:{_closed_port()}/hook'
+  port = _closed_port()
+  url = f'http://127.0.0.1:{port}/services/T0/B0/s3cret'
   status, out, err = monitor('--alert-webhook', url, '--webhook-timeout', '2')
   assert status == config_lib.EXIT_UNHEALTHY
-  assert f'warning: the alert webhook {url} failed (' in err
+  # Printed and stored without the path, where webhook URLs keep the secret.
+  assert (f'warning: the alert webhook http://127.0.0.1:{port}/… failed ('
+          in err)
+  assert 's3cret' not in out + err
   assert 'the report is written' in err and 'Traceback' not in err
   (summary,) = summaries(home)
+  assert 's3cret' not in json.dumps(summary)
   assert summary['alert']['delivered'] is False
   assert 'refused' in summary['alert']['error'].lower()
   assert os.path.isfile(out.splitlines()[-1].split('report: ')[1])
@@ -101,3 +109,15 @@ def test_a_webhook_answering_500_is_reported(home, monitor, test_images):
   assert 'failed (HTTP 500' in err
   (summary,) = summaries(home)
   assert summary['alert']['error'].startswith('HTTP 500')
+
+
+def test_the_webhook_can_come_from_the_environment(home, monitor, test_images,
+                                                   monkeypatch):
+  # The Cloud Run job passes it from Secret Manager (infra/monitor_job.yaml).
+  _inverted_logs(home, test_images)
+  with Webhook() as hook:
+    monkeypatch.setenv('FMNIST_ALERT_WEBHOOK', f'{hook.url}/from-env')
+    status, out, _ = monitor()
+  assert status == config_lib.EXIT_UNHEALTHY and len(hook.bodies) == 1
+  assert f'alert: sent to {hook.url}/…' in out
+  assert hook.paths == ['/from-env']

@@ -5,9 +5,12 @@ wire format end to end, not a mock's idea of it. Each records the requests it
 got, and can be made slow or failing.
 """
 
+import datetime
 import json
 import re
+import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Dict, List, Optional
 
@@ -154,18 +157,197 @@ def vertex(predict_fn) -> LoopbackServer:
   return LoopbackServer(route)
 
 
-def bigquery() -> LoopbackServer:
-  """BigQuery's `tabledata.insertAll`; rows land in `server.rows`."""
+# The request-log table (serving/bigquery_schema.json), as the REST API names
+# its columns and types.
+_BQ_SCHEMA = [
+    {'name': 'endpoint', 'type': 'STRING', 'mode': 'NULLABLE'},
+    {'name': 'deployed_model_id', 'type': 'STRING', 'mode': 'NULLABLE'},
+    {'name': 'logging_time', 'type': 'TIMESTAMP', 'mode': 'NULLABLE'},
+    {'name': 'request_id', 'type': 'NUMERIC', 'mode': 'NULLABLE'},
+    {'name': 'request_payload', 'type': 'STRING', 'mode': 'REPEATED'},
+    {'name': 'response_payload', 'type': 'STRING', 'mode': 'REPEATED'},
+]
+# The one query shape the fake runs (the monitor's, monitoring/bigquery_logs.py);
+# anything else is answered 400 invalidQuery, so a changed query fails loudly.
+_BQ_QUERY = re.compile(
+    r'^\s*SELECT\s+(?P<columns>\w+(?:\s*,\s*\w+)*)\s+'
+    r'FROM\s+`(?P<table>[^`]+)`\s*'
+    r'(?:WHERE\s+logging_time\s*>=\s*@(?P<since>\w+)\s*)?'
+    r'ORDER\s+BY\s+logging_time(?:\s+(?P<order>ASC|DESC))?\s*$', re.I)
+
+
+def _bq_error(status: int, reason: str, message: str) -> tuple:
+  """BigQuery's error body (what google.api_core turns into exceptions)."""
+  statuses = {400: 'INVALID_ARGUMENT', 403: 'PERMISSION_DENIED',
+              404: 'NOT_FOUND'}
+  return status, {'error': {
+      'code': status, 'message': message, 'status': statuses.get(status, ''),
+      'errors': [{'message': message, 'domain': 'global', 'reason': reason}]}}
+
+
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _bq_time(text: str) -> datetime.datetime:
+  t = datetime.datetime.fromisoformat(str(text).strip().replace('Z', '+00:00'))
+  return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
+
+
+def _bq_cell(value, field: Dict[str, str]) -> Dict[str, Any]:
+  """One `f[i]` cell as jobs.query returns it (timestamps as int64 micros)."""
+  if field['mode'] == 'REPEATED':
+    return {'v': [{'v': str(v)} for v in value or []]}
+  if value is None:
+    return {'v': None}
+  if field['type'] == 'TIMESTAMP':
+    since_epoch = _bq_time(value) - _EPOCH
+    return {'v': str(since_epoch // datetime.timedelta(microseconds=1))}
+  return {'v': str(value)}
+
+
+def bigquery(tables: Optional[List[str]] = None, forbidden: tuple = (),
+             page_rows: int = 100) -> LoopbackServer:
+  """BigQuery's REST API for the request-log table, writes and reads.
+
+  `tabledata.insertAll` appends to `server.rows` (every table) and to
+  `server.tables[PROJECT.DATASET.TABLE]`. Reads are the calls the real client's
+  `query_and_wait` makes: `jobs.query` (first page, named parameters), then
+  `jobs.get` and `jobs.getQueryResults` with `pageToken` for later pages of
+  `page_rows` rows (or the client's `maxResults`). The query must be the
+  monitor's shape; `@since` is applied. `tables` names the tables that exist
+  (default: any); another is a 404 as BigQuery answers it, one of `forbidden`
+  a 403 on query.
+  """
   server = None
+  lock = threading.Lock()
+  prefix = '/bigquery/v2/projects/'
+
+  def table_id(path):
+    m = re.match(r'^([^/]+)/datasets/([^/]+)/tables/([^/]+)/insertAll$', path)
+    return '.'.join(m.groups()) if m else None
+
+  def known(table):
+    return tables is None or table in tables
+
+  def not_found(table):
+    p, d, t = table.split('.')
+    return _bq_error(404, 'notFound', f'Not found: Table {p}:{d}.{t} was not '
+                     'found in location US')
+
+  def run_query(project, body):
+    m = _BQ_QUERY.match(body.get('query', ''))
+    if not m or body.get('useLegacySql', True):
+      return _bq_error(400, 'invalidQuery',
+                       f'the fake runs only the monitor\'s query: {body!r}')
+    table = m['table']
+    if table.count('.') != 2:
+      return _bq_error(400, 'invalid', f'Invalid table name: {table}')
+    if table in forbidden:
+      p, d, t = table.split('.')
+      return _bq_error(403, 'accessDenied',
+                       f'Access Denied: Table {p}:{d}.{t}: User does not have '
+                       f'permission to query table {p}:{d}.{t}, or perhaps it '
+                       'does not exist.')
+    if not known(table):
+      return not_found(table)
+    fields = {f['name']: f for f in _BQ_SCHEMA}
+    columns = [c.strip() for c in m['columns'].split(',')]
+    for c in columns:
+      if c not in fields:
+        return _bq_error(400, 'invalidQuery', f'Unrecognized name: {c}')
+    params = {p['name']: p for p in body.get('queryParameters', [])}
+    since = m['since']
+    if since and (since not in params or
+                  params[since]['parameterType']['type'] != 'TIMESTAMP'):
+      return _bq_error(400, 'invalidQuery',
+                       f'Query parameter \'{since}\' not found')
+    with lock:
+      rows = list(server.tables.get(table, []))
+    if since:
+      start = _bq_time(params[since]['parameterValue']['value'])
+      rows = [r for r in rows if r.get('logging_time') is not None and
+              _bq_time(r['logging_time']) >= start]
+    # Python's sort is stable: equal times keep their insert order.
+    rows.sort(key=lambda r: _bq_time(r.get('logging_time') or '1970-01-01'),
+              reverse=(m['order'] or 'ASC').upper() == 'DESC')
+    schema = {'fields': [fields[c] for c in columns]}
+    encoded = [{'f': [_bq_cell(r.get(c), fields[c]) for c in columns]}
+               for r in rows]
+    with lock:
+      server.job_count += 1
+      job_id = f'job_{server.job_count}'
+      server.jobs[job_id] = {'project': project, 'schema': schema,
+                             'rows': encoded, 'query': body['query']}
+    return 200, dict(page(job_id, 0, body.get('maxResults')),
+                     kind='bigquery#queryResponse')
+
+  def page(job_id, start, max_results):
+    job = server.jobs[job_id]
+    size = page_rows if max_results is None else min(page_rows,
+                                                     int(max_results))
+    rows = job['rows'][start:start + size]
+    out = {'jobReference': {'projectId': job['project'], 'jobId': job_id,
+                            'location': 'US'},
+           'schema': job['schema'], 'totalRows': str(len(job['rows'])),
+           'rows': rows, 'jobComplete': True, 'cacheHit': False,
+           'totalBytesProcessed': '0'}
+    if size and start + size < len(job['rows']):
+      out['pageToken'] = str(start + size)
+    return out
+
+  def job_resource(job_id):
+    job = server.jobs[job_id]
+    now = str(int(time.time() * 1000))
+    return {'kind': 'bigquery#job', 'id': f'{job["project"]}:US.{job_id}',
+            'jobReference': {'projectId': job['project'], 'jobId': job_id,
+                             'location': 'US'},
+            'configuration': {'jobType': 'QUERY', 'query': {
+                'query': job['query'], 'useLegacySql': False,
+                'destinationTable': {'projectId': job['project'],
+                                     'datasetId': '_anon',
+                                     'tableId': f'anon_{job_id}'}}},
+            'status': {'state': 'DONE'},
+            'statistics': {'creationTime': now, 'startTime': now,
+                           'endTime': now, 'query': {
+                               'statementType': 'SELECT',
+                               'totalBytesProcessed': '0'}}}
 
   def route(method, path, body):
-    if method == 'POST' and path.split('?')[0].endswith('/insertAll'):
-      server.rows.extend(r['json'] for r in body['rows'])
+    url = urllib.parse.urlsplit(path)
+    query = dict(urllib.parse.parse_qsl(url.query))
+    if not url.path.startswith(prefix):
+      return _bq_error(404, 'notFound', f'Not found: URL {url.path}')
+    rest = url.path[len(prefix):]
+    project = rest.split('/')[0]
+    if method == 'POST' and rest.endswith('/insertAll'):
+      table = table_id(rest)
+      if table is None:
+        return _bq_error(404, 'notFound', f'Not found: URL {url.path}')
+      if not known(table):
+        return not_found(table)
+      with lock:
+        inserted = [r['json'] for r in body['rows']]
+        server.rows.extend(inserted)
+        server.tables.setdefault(table, []).extend(inserted)
       return 200, {'kind': 'bigquery#tableDataInsertAllResponse'}
-    return 404, {'error': {'code': 404, 'message': path}}
+    if method == 'POST' and rest == f'{project}/queries':
+      return run_query(project, body)
+    m = re.match(r'^[^/]+/(queries|jobs)/([^/]+)$', rest)
+    if method == 'GET' and m and m[2] in server.jobs:
+      if m[1] == 'jobs':
+        return 200, job_resource(m[2])
+      return 200, dict(page(m[2], int(query.get('pageToken', 0)),
+                            query.get('maxResults')),
+                       kind='bigquery#getQueryResultsResponse')
+    if m:
+      return _bq_error(404, 'notFound', f'Not found: Job {project}:{m[2]}')
+    return _bq_error(404, 'notFound', f'Not found: URL {url.path}')
 
   server = LoopbackServer(route)
   server.rows = []
+  server.tables = {}
+  server.jobs = {}
+  server.job_count = 0
   return server
 
 

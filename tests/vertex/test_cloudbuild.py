@@ -126,6 +126,8 @@ def test_dockerfile_matches_the_config():
   for path in re.findall(r'^COPY (\S+)/ ', text, re.M):
     assert os.path.isdir(os.path.join(ROOT, path)), path
   assert 'schema' in re.findall(r'^COPY (\S+)/ ', text, re.M)
+  # The monitoring job (infra/monitor_job.yaml) runs this image.
+  assert 'monitoring' in re.findall(r'^COPY (\S+)/ ', text, re.M)
 
 
 def test_provision_script_is_valid_bash_with_justified_roles():
@@ -133,13 +135,12 @@ def test_provision_script_is_valid_bash_with_justified_roles():
   subprocess.run(['bash', '-n', path], check=True)
   with open(path, encoding='utf-8') as f:
     lines = f.read().splitlines()
-  grants = [i for i, line in enumerate(lines)
-            if re.match(r'^(project|bucket|repo|sa)_role ', line)]
+  grant = r'^(project|bucket|repo|dataset|sa)_role '
+  grants = [i for i, line in enumerate(lines) if re.match(grant, line)]
   assert len(grants) >= 10
   for i in grants:  # a comment right above each grant (or its group)
     above = lines[i - 1].strip()
-    assert above.startswith('#') or re.match(
-        r'^(project|bucket|repo|sa)_role ', above), lines[i]
+    assert above.startswith('#') or re.match(grant, above), lines[i]
   assert 'roles/owner' not in '\n'.join(lines)
   assert 'roles/editor' not in '\n'.join(lines)
 
@@ -156,3 +157,108 @@ def test_deploy_fills_every_service_yaml_placeholder(build):
   provided = {e.split('=', 1)[0] for e in deploy['env']}
   assert placeholders and placeholders <= provided
   assert 'gcloud run services replace' in deploy['args'][-1]
+
+
+MONITOR_JOB = os.path.join(ROOT, 'infra', 'monitor_job.yaml')
+DEPLOY_MONITOR = os.path.join(ROOT, 'infra', 'deploy_monitor.sh')
+# Example values for the job's placeholders, as deploy_monitor.sh sets them.
+MONITOR_PLACEHOLDERS = {
+    'PROJECT_ID': 'my-project', 'REGION': 'us-central1', 'BUCKET': 'my-bucket',
+    'PIPELINE_IMAGE': 'us-central1-docker.pkg.dev/my-project/fmnist/'
+                      'fmnist-pipeline:v1',
+    'BQ_TABLE': 'my-project.fmnist_monitoring.requests',
+    'BASELINE_STATISTICS': 'gs://my-bucket/pipeline_root/fmnist/1/'
+                           'StatisticsGen_1/statistics',
+    'MONITOR_SERVICE_ACCOUNT': 'fmnist-monitor@my-project.iam.'
+                               'gserviceaccount.com',
+    'RUNNER_SERVICE_ACCOUNT': 'fmnist-pipeline@my-project.iam.'
+                              'gserviceaccount.com',
+    'TRAINING_SERVICE_ACCOUNT': 'fmnist-training@my-project.iam.'
+                                'gserviceaccount.com',
+}
+
+
+def _monitor_job_text():
+  with open(MONITOR_JOB, encoding='utf-8') as f:
+    return '\n'.join(l for l in f.read().splitlines()
+                     if not l.lstrip().startswith('#'))
+
+
+@pytest.fixture(scope='module')
+def monitor_job():
+  """infra/monitor_job.yaml rendered as deploy_monitor.sh renders it."""
+  text = _monitor_job_text()
+  for name, value in MONITOR_PLACEHOLDERS.items():
+    text = text.replace('${%s}' % name, value)
+  return yaml.safe_load(text)
+
+
+def _container(job):
+  (container,) = job['spec']['template']['spec']['template']['spec'][
+      'containers']
+  return container
+
+
+def test_monitor_job_is_a_cloud_run_job_from_the_pipeline_image(monitor_job):
+  assert monitor_job['apiVersion'] == 'run.googleapis.com/v1'
+  assert monitor_job['kind'] == 'Job'
+  task = monitor_job['spec']['template']['spec']['template']['spec']
+  assert task['maxRetries'] == 0  # a retry would submit a second retraining
+  assert task['serviceAccountName'].startswith('fmnist-monitor@')
+  container = _container(monitor_job)
+  assert container['image'] == MONITOR_PLACEHOLDERS['PIPELINE_IMAGE']
+  assert container['command'] == ['fmnist']
+  # The history lives on the mounted bucket, so drift has a previous window.
+  (mount,) = container['volumeMounts']
+  (volume,) = task['volumes']
+  assert volume['name'] == mount['name']
+  assert volume['csi']['volumeAttributes']['bucketName'] == 'my-bucket'
+  output_dir = [a.split('=', 1)[1] for a in container['args']
+                if a.startswith('--output-dir=')]
+  assert output_dir and output_dir[0].startswith(mount['mountPath'] + '/')
+
+
+def test_monitor_job_flags_are_ones_fmnist_monitor_accepts(monitor_job):
+  import datetime
+  from fmnist import cli
+  from monitoring import cli as monitoring_cli
+  args = cli.build_parser().parse_args(_container(monitor_job)['args'])
+  assert args.command == 'monitor'
+  assert args.bq_table == MONITOR_PLACEHOLDERS['BQ_TABLE']
+  assert args.since == '24h' and args.retrain_on_drift
+  assert args.runner == 'vertex'
+  assert args.baseline_statistics.startswith('gs://')
+  # And the monitor's own checks accept them (table name, window, sources).
+  cfg = monitoring_cli._config(  # pylint: disable=protected-access
+      args, datetime.datetime.now(datetime.timezone.utc))
+  assert cfg.bq_table == args.bq_table and cfg.since is not None
+
+
+def test_monitor_job_env_maps_onto_cli_settings(monitor_job):
+  from monitoring import cli as monitoring_cli
+  env = {e['name']: e for e in _container(monitor_job)['env']}
+  webhook = env.pop(monitoring_cli.ALERT_WEBHOOK_ENV)
+  assert webhook['valueFrom']['secretKeyRef']['name']  # a secret, not a value
+  for name in env:
+    field = name[len('FMNIST_'):].lower()
+    assert field in vertex_config._FIELDS, name  # pylint: disable=protected-access
+  # What --runner vertex needs to submit the retraining run.
+  assert {'FMNIST_PROJECT', 'FMNIST_REGION', 'FMNIST_BUCKET', 'FMNIST_IMAGE',
+          'FMNIST_SERVICE_ACCOUNT'} <= set(env)
+
+
+def test_deploy_monitor_fills_every_placeholder_and_schedules_the_job():
+  subprocess.run(['bash', '-n', DEPLOY_MONITOR], check=True)
+  with open(DEPLOY_MONITOR, encoding='utf-8') as f:
+    script = f.read()
+  placeholders = set(re.findall(r'\$\{(\w+)\}', _monitor_job_text()))
+  assert placeholders == set(MONITOR_PLACEHOLDERS)
+  (listed,) = re.findall(r"envsubst '([^']+)'", script)
+  assert set(re.findall(r'\$\{(\w+)\}', listed)) == placeholders
+  for name in placeholders:  # each is exported before envsubst runs
+    assert re.search(rf'export [^\n]*\b{name}\b', script), name
+  with open(MONITOR_JOB, encoding='utf-8') as f:
+    name = yaml.safe_load(f)['metadata']['name']
+  assert f'JOB={name} ' in script
+  assert 'gcloud run jobs replace' in script
+  assert 'gcloud scheduler jobs' in script and ':run"' in script
