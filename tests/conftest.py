@@ -22,6 +22,15 @@ def pytest_configure(config):
         'dataset-fashion-mnist (`make setup` does).')
 
 
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+  """No FMNIST_* settings leak in from the machine (or Cloud Build) running
+  the tests: the CLI reads its Vertex, serving and alert defaults from them."""
+  for name in list(os.environ):
+    if name.startswith('FMNIST_'):
+      monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope='session')
 def real_slice():
   """(images uint8 [N,28,28], labels uint8 [N]): 600 real training images."""

@@ -4,8 +4,16 @@ A threaded HTTP server on 127.0.0.1, on a free port, started and stopped with
 `with`. Each fake brings its own request handler speaking the real format.
 """
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
+
+
+def free_port() -> int:
+  """A port nothing listens on: for servers to start, or to find closed."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
 
 
 class Loopback:

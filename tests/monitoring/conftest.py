@@ -23,14 +23,6 @@ from mlmd_fixture import PipelineStore  # pylint: disable=g-import-not-at-top,g-
 from monitor_testenv import DATASET_DIR, VERSION  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-  """No FMNIST_* leaks in from the machine running the tests."""
-  for name in list(os.environ):
-    if name.startswith('FMNIST_'):
-      monkeypatch.delenv(name)
-
-
 @pytest.fixture(scope='session')
 def test_images():
   """(images uint8 [2000,28,28], labels): the first official test images."""

@@ -3,7 +3,6 @@
 import http.server
 import json
 import os
-import socket
 
 from monitor_testenv import summaries, write_logs  # pylint: disable=g-bad-import-order
 import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
@@ -77,15 +76,10 @@ def test_healthy_verdict_posts_nothing(home, monitor, test_images):
   assert not hook.bodies
 
 
-def _closed_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
 
 def test_a_webhook_that_is_down_loses_nothing(home, monitor, test_images):
   _inverted_logs(home, test_images)
-  port = _closed_port()
+  port = loopback.free_port()
   url = f'http://127.0.0.1:{port}/services/T0/B0/s3cret'
   status, out, err = monitor('--alert-webhook', url, '--webhook-timeout', '2')
   assert status == config_lib.EXIT_UNHEALTHY

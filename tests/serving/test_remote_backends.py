@@ -6,7 +6,6 @@ The Vertex calls go through google-cloud-aiplatform's PredictionServiceClient
 
 import base64
 import dataclasses
-import socket
 
 import numpy as np
 import pytest
@@ -15,17 +14,13 @@ from serving import app as app_lib
 from serving import imaging
 
 import fake_servers  # pylint: disable=g-bad-import-order
+import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
 from asgi_client import AppClient  # pylint: disable=g-bad-import-order
 from model_fixture import direct, make_config  # pylint: disable=g-bad-import-order
 
 PREDICT = '/v1/models/fmnist:predict'
 ENDPOINT = 'projects/proj/locations/europe-west4/endpoints/42'
 
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -50,7 +45,7 @@ def _assert_predictions(r, want) -> None:
 
 
 def _assert_tf_serving_errors_pass_through(c, images) -> None:
-  """TF Serving's own answers for an unknown version or label reach the client."""
+  """TF Serving's own answers for an unknown version or label pass through."""
   body = {'instances': images[:1].tolist()}
   r = c.post('/v1/models/fmnist/versions/9:predict', json=body)
   assert r.status_code == 404
@@ -164,7 +159,7 @@ def test_tfserving_grpc_matches_the_savedmodel(predict_fn, model_home,
     r = c.post(PREDICT, json={'instances': images[:1].tolist()})
     assert r.status_code == 504 and 'within 2s' in r.json()['error']
   with _client(model_home, tmp_path, backend='tfserving',
-               tfserving_url=f'grpc://127.0.0.1:{_free_port()}') as c:
+               tfserving_url=f'grpc://127.0.0.1:{loopback.free_port()}') as c:
     r = c.post(PREDICT, json={'instances': images[:1].tolist()})
     assert r.status_code == 503 and 'not reachable' in r.json()['error']
     assert c.get('/readyz').status_code == 503
@@ -182,7 +177,7 @@ def test_tfserving_down_slow_or_failing(tfs_server, model_home, tmp_path,
                                         images):
   body = {'instances': images[:1].tolist()}
   with _client(model_home, tmp_path, backend='tfserving',
-               tfserving_url=f'http://127.0.0.1:{_free_port()}') as c:
+               tfserving_url=f'http://127.0.0.1:{loopback.free_port()}') as c:
     r = c.post(PREDICT, json=body)
     assert r.status_code == 503 and 'not reachable' in r.json()['error']
     assert c.get('/readyz').status_code == 503
@@ -234,8 +229,9 @@ def test_vertex_errors(vertex_server, model_home, tmp_path, images):
                vertex_api_endpoint=vertex_server.url) as c:
     r = c.post(PREDICT, json=body)
     assert r.status_code == 404 and 'not found' in r.json()['error']
+  down = f'http://127.0.0.1:{loopback.free_port()}'
   with _client(model_home, tmp_path, backend='vertex', vertex_endpoint=ENDPOINT,
-               vertex_api_endpoint=f'http://127.0.0.1:{_free_port()}') as c:
+               vertex_api_endpoint=down) as c:
     r = c.post(PREDICT, json=body)
     assert r.status_code == 503 and 'not reachable' in r.json()['error']
   with _client(model_home, tmp_path, backend='vertex', vertex_endpoint=ENDPOINT,

@@ -16,21 +16,17 @@ import numpy as np
 from serving import imaging
 
 from model_fixture import push  # pylint: disable=g-bad-import-order
+import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
 
 FMNIST = [sys.executable, '-m', 'fmnist.cli']
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
 
 def test_serve_on_a_socket_batches_and_flushes_on_shutdown(model_home,
                                                            tmp_path, images):
-  port = _free_port()
+  port = loopback.free_port()
   log_dir = tmp_path / 'logs'
   proc = subprocess.Popen(
       FMNIST + ['serve', '--home', model_home['home'], '--port', str(port),
@@ -103,7 +99,8 @@ def test_two_workers_share_port_metrics_logs_and_new_versions(
     model_home, second_version, tmp_path, images):
   serving_dir = tmp_path / 'serving_model'
   push(os.path.join(model_home['serving_dir'], '1'), str(serving_dir), 1)
-  port, log_dir, tmp = _free_port(), tmp_path / 'logs', tmp_path / 'tmp'
+  port = loopback.free_port()
+  log_dir, tmp = tmp_path / 'logs', tmp_path / 'tmp'
   tmp.mkdir()
   proc = subprocess.Popen(
       FMNIST + ['serve', '--serving-dir', str(serving_dir), '--port',

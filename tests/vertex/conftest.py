@@ -1,4 +1,5 @@
-"""Shared fixtures: a clean FMNIST_* environment, flags and compiled specs."""
+"""Shared fixtures: flags and compiled specs (tests/conftest.py clears
+FMNIST_* for every test)."""
 
 import json
 import os
@@ -8,14 +9,6 @@ import pytest
 from fake_vertex import FakeVertex  # pylint: disable=g-bad-import-order
 
 from vertex_testenv import vertex_flags  # pylint: disable=g-bad-import-order
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-  """No FMNIST_* leaks in from the machine (or Cloud Build) running tests."""
-  for name in list(os.environ):
-    if name.startswith('FMNIST_'):
-      monkeypatch.delenv(name)
 
 
 def _compile(tmp_dir, *extra):
