@@ -165,7 +165,7 @@ def bench_proxy(serving_dir: str, n: int, log_dir: str, workers: int,
     port = s.getsockname()[1]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   proc = subprocess.Popen(
-      [sys.executable, '-m', 'serving.cli', 'serve', '--serving-dir',
+      [sys.executable, '-m', 'fmnist.cli', 'serve', '--serving-dir',
        serving_dir, '--port', str(port), '--log-dir', log_dir,
        '--workers', str(workers)],
       cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -23,23 +23,10 @@ from typing import List, Optional, Tuple
 from monitoring import logs
 from serving import bigquery_client
 from monitoring.config import MonitorError
+from monitoring.config import parse_table
 
-# PROJECT.DATASET.TABLE, with BigQuery's naming rules (project IDs as GCP's).
-TABLE_RE = re.compile(r'^(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])\.'
-                      r'(?P<dataset>\w{1,1024})\.(?P<table>[\w-]{1,1024})$')
 COLUMNS = ('logging_time', 'deployed_model_id', 'request_id',
            'request_payload', 'response_payload')
-
-
-def parse_table(name: str) -> Tuple[str, str, str]:
-  """(project, dataset, table) of `--bq-table`, or a MonitorError."""
-  m = TABLE_RE.match(name or '')
-  if not m:
-    hint = (" (bq's PROJECT:DATASET.TABLE is written with a dot here)"
-            if ':' in (name or '') else '')
-    raise MonitorError(f'--bq-table {name!r}: expected PROJECT.DATASET.TABLE, '
-                       f'e.g. my-project.fmnist_monitoring.requests{hint}')
-  return m['project'], m['dataset'], m['table']
 
 
 def query(table: str, since: Optional[datetime.datetime]) -> Tuple[str, list]:

@@ -9,9 +9,11 @@ stays below them at the default window size, every measured shift is above.
 import dataclasses
 import datetime
 import os
-from typing import Optional
+import re
+from typing import Optional, Tuple
 
 from pipeline import configs
+from pipeline.errors import UserError
 
 # Exit codes of `fmnist monitor` (2 is every CLI's "fix your command").
 EXIT_HEALTHY = 0
@@ -37,8 +39,24 @@ LOG_DIR_NAME = 'request_logs'
 OUTPUT_DIR_NAME = 'monitoring'
 
 
-class MonitorError(Exception):
+# PROJECT.DATASET.TABLE, with BigQuery's naming rules (project IDs as GCP's).
+TABLE_RE = re.compile(r'^(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])\.'
+                      r'(?P<dataset>\w{1,1024})\.(?P<table>[\w-]{1,1024})$')
+
+
+class MonitorError(UserError):
   """Nothing can be monitored as asked; the message says what to fix."""
+
+
+def parse_table(name: str) -> Tuple[str, str, str]:
+  """(project, dataset, table) of `--bq-table`, or a MonitorError."""
+  m = TABLE_RE.match(name or '')
+  if not m:
+    hint = (" (bq's PROJECT:DATASET.TABLE is written with a dot here)"
+            if ':' in (name or '') else '')
+    raise MonitorError(f'--bq-table {name!r}: expected PROJECT.DATASET.TABLE, '
+                       f'e.g. my-project.fmnist_monitoring.requests{hint}')
+  return m['project'], m['dataset'], m['table']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +84,35 @@ class MonitorConfig:
   webhook: Optional[str] = None
   webhook_timeout: float = 10.0
 
+  def __post_init__(self):
+    if self.min_instances < 1:
+      raise MonitorError('--min-instances must be at least 1')
+    if self.bq_table is not None:
+      parse_table(self.bq_table)
+      if self.bq_api_endpoint is not None and not re.match(
+          r'^https?://[^/]', self.bq_api_endpoint):
+        raise MonitorError(f'--bq-api-endpoint {self.bq_api_endpoint!r}: '
+                           'expected an http:// or https:// URL')
+    elif self.bq_api_endpoint is not None:
+      raise MonitorError('--bq-api-endpoint needs --bq-table')
+    if self.last is not None and self.last < self.min_instances:
+      raise MonitorError(f'--last {self.last} is below --min-instances '
+                         f'{self.min_instances}')
+
   @classmethod
   def from_home(cls, home: str = configs.DEFAULT_HOME,
                 **overrides) -> 'MonitorConfig':
-    """Paths as the local pipeline and the proxy lay them out under `home`."""
+    """Paths as the local pipeline and the proxy lay them out under `home`.
+
+    Overrides that are None keep the default; a log directory and a BigQuery
+    table are two sources, so giving both is refused.
+    """
+    if overrides.get('log_dir') is not None and overrides.get(
+        'bq_table') is not None:
+      if overrides.get('bq_table'):
+        parse_table(overrides['bq_table'])
+      raise MonitorError('--log-dir and --bq-table name two log sources; '
+                         'pass one')
     pipeline = configs.PipelineConfig.from_home(home)
     home = os.path.abspath(home)
     values = dict(

@@ -15,10 +15,15 @@ import datetime
 import glob
 import json
 import os
+import re
 from typing import List, Optional, Tuple
+
+from monitoring.config import MonitorError
 
 _INT64 = (-2 ** 63, 2 ** 63 - 1)
 _MAX_EXAMPLES = 5  # skipped rows quoted in the report
+_RELATIVE = re.compile(r'^(\d+)([smhd])$')
+_UNITS = {'s': 'seconds', 'm': 'minutes', 'h': 'hours', 'd': 'days'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +73,18 @@ def parse_time(text: str) -> datetime.datetime:
   if value.tzinfo is None:
     value = value.replace(tzinfo=datetime.timezone.utc)
   return value
+
+
+def parse_since(text: str, now: datetime.datetime) -> datetime.datetime:
+  """`24h`, `90m`, `7d` before `now`, or an ISO-8601 time (UTC if naive)."""
+  m = _RELATIVE.match(text.strip())
+  if m:
+    return now - datetime.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+  try:
+    return parse_time(text)
+  except ValueError:
+    raise MonitorError(f'--since {text!r}: expected a duration like 24h, 90m '
+                       'or 7d, or a time like 2026-01-31T12:00:00Z') from None
 
 
 def _is_int(value) -> bool:

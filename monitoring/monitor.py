@@ -12,7 +12,9 @@ from typing import Dict, Optional
 
 import tensorflow_data_validation as tfdv
 
+from monitoring import alert
 from monitoring import baseline as baseline_lib
+from monitoring import bigquery_logs
 from monitoring import history
 from monitoring import logs
 from monitoring import report
@@ -47,7 +49,6 @@ def _iso(t: Optional[datetime.datetime]) -> str:
 def read_window(cfg: MonitorConfig) -> logs.Window:
   """The window to check; refuses what would not be a meaningful check."""
   if cfg.bq_table:
-    from monitoring import bigquery_logs  # pylint: disable=g-import-not-at-top
     window = bigquery_logs.read_window(cfg.bq_table, cfg.since, cfg.last,
                                        cfg.bq_api_endpoint, cfg.bq_timeout_s)
   else:
@@ -150,3 +151,29 @@ def headline(summary: Dict) -> str:
           f'served instances ({summary["window"]["first"]} to '
           f'{summary["window"]["last"]}, model {versions}); baseline: '
           f'{summary["baseline"]["description"]}')
+
+
+def send_alert(cfg: MonitorConfig, result: Result) -> Dict:
+  """POSTs the alert of an unhealthy run to `cfg.webhook`; records how it went.
+
+  Delivery failures are part of the returned outcome, not raised: the report
+  is written and the exit code still tells the scheduler.
+  """
+  line = headline(result.summary)
+  error = alert.send(cfg.webhook,
+                     alert.payload(result.summary, result.report_path, line),
+                     cfg.webhook_timeout)
+  shown = alert.redact(cfg.webhook)  # the URL's path is its secret
+  outcome = {'webhook': shown, 'delivered': error is None, 'error': error,
+             'message': (f'alert POSTed to {shown}' if error is None else
+                         f'alert to {shown} failed: {error}')}
+  result.summary['alert'] = outcome
+  history.record(cfg.output_root, result.run_dir, result.summary)
+  return outcome
+
+
+def record_retraining(cfg: MonitorConfig, result: Result,
+                      retraining: Dict) -> None:
+  """Adds what the retraining trigger did to the run's summary and index."""
+  result.summary['retraining'] = retraining
+  history.record(cfg.output_root, result.run_dir, result.summary)

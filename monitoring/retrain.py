@@ -1,18 +1,41 @@
 """The retraining trigger: an unhealthy verdict starts a pipeline run.
 
-It runs exactly what `fmnist pipeline run` runs, with the same flags: the
-local runner on HOME, or a Vertex AI PipelineJob (`--runner vertex`). Served
-data has no labels, so retraining means rerunning the pipeline on the newest
-*ingested* span: it helps once newly labeled data has been ingested (locally a
-run is only started if a span newer than the served model's exists; on Vertex
-the job is submitted and caching makes a rerun on unchanged data cheap).
+It runs exactly what `fmnist pipeline run` runs, from the same typed config:
+the local runner on HOME, or a Vertex AI PipelineJob when the pipeline config
+is a Vertex one. Served data has no labels, so retraining means rerunning the
+pipeline on the newest *ingested* span: it helps once newly labeled data has
+been ingested (locally a run is only started if a span newer than the served
+model's exists; on Vertex the job is submitted and caching makes a rerun on
+unchanged data cheap).
 """
 
 import dataclasses
+import logging
+import os
 from typing import Optional
+
+from pipeline import configs
+from pipeline import ingest
+from pipeline import local_runner
+from pipeline import vertex_submit
+from pipeline.errors import UserError
 
 LOCAL = 'local'
 VERTEX = 'vertex'
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainConfig:
+  """What a retraining run runs: a local or a Vertex pipeline config.
+
+  A Vertex config (`pipeline.vertex` set, from `vertex_config.for_vertex`)
+  submits a PipelineJob, and waits for it if `pipeline.vertex.wait`.
+  """
+  pipeline: configs.PipelineConfig
+
+  @property
+  def runner(self) -> str:
+    return LOCAL if self.pipeline.vertex is None else VERTEX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +43,7 @@ class Retraining:
   runner: str
   status: str       # 'started', 'not started', 'failed'
   message: str
+  job: Optional[str] = None  # the Vertex PipelineJob's resource name
 
   @property
   def failed(self) -> bool:
@@ -29,27 +53,19 @@ class Retraining:
     return dataclasses.asdict(self)
 
 
-def prepare(args):
-  """Validates the retraining config before any monitoring work.
+def credentials_for(cfg: RetrainConfig):
+  """What `start` needs to submit (Vertex credentials), or None locally.
 
-  Returns what `start` needs (Vertex credentials, or None locally); raises
-  the CLI's user errors (bad flags, missing credentials) so they stop the
-  command with exit code 2 up front.
+  Called before any monitoring work, so missing credentials stop a monitor
+  run up front with a `UserError`.
   """
-  from fmnist import cli  # pylint: disable=g-import-not-at-top
-  if args.runner == VERTEX:
-    from pipeline import vertex_cli  # pylint: disable=g-import-not-at-top
-    vertex_cli.config_from_args(args)
-    return vertex_cli.default_credentials()
-  cli.pipeline_config(args)
+  if cfg.runner == VERTEX:
+    return vertex_submit.default_credentials()
   return None
 
 
-def _local(args, baseline_span: Optional[int]) -> Retraining:
-  from fmnist import cli  # pylint: disable=g-import-not-at-top
-  from pipeline import ingest  # pylint: disable=g-import-not-at-top
-  # The config `fmnist pipeline run --home HOME ...` builds from these flags.
-  cfg = cli.pipeline_config(args)
+def _local(cfg: configs.PipelineConfig,
+           baseline_span: Optional[int]) -> Retraining:
   spans = ingest.existing_spans(cfg.data_root)
   if spans and baseline_span is not None and spans[-1] <= baseline_span:
     return Retraining(
@@ -57,30 +73,40 @@ def _local(args, baseline_span: Optional[int]) -> Retraining:
         f'not started: the newest span ({spans[-1]}) is the one '
         'the served model was trained on, so a run would reuse its cached '
         'results; ingest newly labeled data (`fmnist ingest --home '
-        f'{args.home}`) and rerun')
-  status = cli.run_local(cfg)
-  return Retraining(LOCAL, 'started' if status == 0 else 'failed',
-                    f'local pipeline run on span {spans[-1] if spans else "?"}'
-                    f' finished (exit {status})')
+        f'{os.path.dirname(cfg.data_root)}`) and rerun')
+  run = local_runner.run_local(cfg)
+  return Retraining(LOCAL, 'started',
+                    f'local pipeline run on span {run.span} finished '
+                    f'(blessed: {run.blessed})')
 
 
-def _vertex(args, credentials) -> Retraining:
-  from pipeline import vertex_cli  # pylint: disable=g-import-not-at-top
-  status = vertex_cli.run(args, credentials=credentials)
-  if status != 0:
+def _vertex(cfg: configs.PipelineConfig, credentials) -> Retraining:
+  submission = vertex_submit.submit(cfg, credentials)
+  job = submission.resource_name
+  if not cfg.vertex.wait:
+    return Retraining(VERTEX, 'started', 'Vertex AI pipeline job submitted',
+                      job)
+  outcome = vertex_submit.wait(
+      submission, cfg.vertex.poll_seconds,
+      lambda state: logging.info('Retraining job %s: %s', job, state))
+  if not outcome.succeeded:
     return Retraining(VERTEX, 'failed',
-                      f'the Vertex AI pipeline job failed (exit {status})')
+                      f'the Vertex AI pipeline job ended {outcome.state}'
+                      + (f': {outcome.error}' if outcome.error else ''), job)
   return Retraining(VERTEX, 'started',
-                    'Vertex AI pipeline job submitted'
-                    + (' and succeeded' if args.wait else ''))
+                    'Vertex AI pipeline job submitted and succeeded', job)
 
 
-def start(args, baseline_span: Optional[int], credentials=None) -> Retraining:
-  """Starts the run; a user-fixable failure is returned, not raised."""
-  from fmnist import cli  # pylint: disable=g-import-not-at-top
+def start(cfg: RetrainConfig, baseline_span: Optional[int],
+          credentials=None) -> Retraining:
+  """Starts the run; a user-fixable failure is returned, not raised.
+
+  `baseline_span` is the span the served model was trained on (None if
+  unknown): locally, no run starts unless a newer span was ingested.
+  """
   try:
-    if args.runner == VERTEX:
-      return _vertex(args, credentials)
-    return _local(args, baseline_span)
-  except cli.user_errors() as e:
-    return Retraining(args.runner, 'failed', str(e))
+    if cfg.runner == VERTEX:
+      return _vertex(cfg.pipeline, credentials)
+    return _local(cfg.pipeline, baseline_span)
+  except UserError as e:
+    return Retraining(cfg.runner, 'failed', str(e))

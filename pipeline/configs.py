@@ -10,6 +10,7 @@ import os
 from typing import Any, Optional, Tuple
 
 from models.config import ModelConfig
+from pipeline.errors import UserError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SOURCE_DIR = '/usr/share/datasets/fashion-mnist'
@@ -18,7 +19,7 @@ DEFAULT_HOME = os.path.join(REPO_ROOT, 'work')
 DEFAULT_PIPELINE_NAME = 'fmnist-tfx'
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A config value is missing or malformed; the message says which and how."""
 
 

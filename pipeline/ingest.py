@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import features
+from pipeline.errors import UserError
 
 IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
 LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
@@ -30,7 +31,7 @@ TEST_FILES = ('t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
 SPAN_DIR_RE = re.compile(r'^span-(\d+)$')
 
 
-class IngestError(ValueError):
+class IngestError(UserError, ValueError):
   """The source data cannot be turned into a span; the message says why."""
 
 

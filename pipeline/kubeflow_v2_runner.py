@@ -2,7 +2,7 @@
 
 Thin, like the taxi template's runner: the config decides everything, the one
 `create_pipeline` builds the pipeline, and this writes the PipelineJob JSON.
-Compiling touches no cloud; `vertex_cli` submits the file.
+Compiling touches no cloud; `vertex_submit` submits the result.
 """
 
 import os

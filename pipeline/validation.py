@@ -14,13 +14,14 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from models import features
+from pipeline.errors import UserError
 
 TRAINING_ENV = 'TRAINING'
 SERVING_ENV = 'SERVING'
 DRIFT_SPLIT = features.TRAIN_SPLIT
 
 
-class DataValidationError(RuntimeError):
+class DataValidationError(UserError, RuntimeError):
   """A span failed validation; the message names every anomaly."""
 
 

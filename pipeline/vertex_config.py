@@ -1,14 +1,16 @@
-"""What differs when the pipeline runs on Vertex AI: a typed, validated config.
+"""What differs when the pipeline runs on Vertex AI: one typed, validated config.
 
-`PipelineConfig.vertex` holds a `VertexConfig`; `create_components` reads it to
-put Beam on Dataflow, the Trainer on Vertex Training and (optionally) push to a
-Vertex Endpoint. Everything else is the local pipeline unchanged.
+`VertexConfig` is parsed and validated in one step: `from_sources(...)` merges
+CLI flags, `FMNIST_*` environment variables (Cloud Build substitutions map onto
+them) and a YAML/JSON file (`--config`/`FMNIST_CONFIG`), in that order of
+precedence, over the defaults; the constructor validates and fills in derived
+values (bucket from the pipeline root, image from repository and tag, gs://
+paths under the bucket). Every error names the flag and variable to fix. No
+project or bucket lives in code.
 
-Values come from, in order of precedence: CLI flags, `FMNIST_*` environment
-variables (Cloud Build substitutions map onto them), a YAML/JSON file named by
-`--config`/`FMNIST_CONFIG`, then defaults. No project or bucket lives in code.
-Validation happens here, before anything is compiled or submitted, and every
-error names the flag and variable to fix.
+`for_vertex(base, vertex)` gives the `PipelineConfig` that `create_components`
+compiles: Beam on Dataflow, the Trainer on Vertex Training and (optionally) a
+push to a Vertex Endpoint; everything else is the local pipeline unchanged.
 """
 
 import dataclasses
@@ -48,9 +50,30 @@ RUNTIME_PARAMETERS = {
 _PAIR_FIELDS = ('labels', 'params')
 
 
+def env_name(field: str) -> str:
+  return ENV_PREFIX + field.upper()
+
+
+def flag_name(field: str) -> str:
+  if field in _PAIR_FIELDS:  # repeatable: --label a=b --label c=d
+    return '--' + field[:-1]
+  return '--' + field.replace('_', '-')
+
+
+def _where(field: str) -> str:
+  return f'{flag_name(field)} (or {env_name(field)})'
+
+
 @dataclasses.dataclass(frozen=True)
-class VertexSettings:
-  """The flat, user-facing settings: one field per flag / env var / file key."""
+class VertexConfig:
+  """Every Vertex setting, validated on construction.
+
+  Required values (project, region, bucket or pipeline root, image or
+  repository and tag) may be left out of the arguments only to be refused
+  with a message naming the flag; after construction the derived values are
+  filled in (bucket, data_root, serving_dir, image, training_image). The
+  pipeline root depends on the pipeline's name: `pipeline_root_for(name)`.
+  """
   project: Optional[str] = None
   region: Optional[str] = None
   bucket: Optional[str] = None
@@ -62,7 +85,7 @@ class VertexSettings:
   repository: Optional[str] = None      # Artifact Registry repo + image_tag
   image_tag: Optional[str] = None
   service_account: Optional[str] = None           # runs the pipeline, Dataflow
-  training_service_account: Optional[str] = None  # runs Vertex Training jobs
+  training_service_account: Optional[str] = None  # default: service_account
   dataflow: bool = True
   dataflow_machine_type: str = 'n1-standard-4'
   dataflow_max_workers: int = 4
@@ -78,203 +101,36 @@ class VertexSettings:
   tensorboard: Optional[str] = None     # Vertex TensorBoard for time series
   labels: Tuple[Tuple[str, str], ...] = ()
   params: Tuple[Tuple[str, str], ...] = ()  # runtime parameter overrides
+  # Compiling and submitting.
   output: str = 'pipeline.json'         # compiled spec path
   api_endpoint: Optional[str] = None    # e.g. a Private Service Connect host
   wait: bool = False
   poll_seconds: float = 30.0
   check_image: bool = True
 
+  def __post_init__(self):
+    derived = _validate(self)
+    for name, value in derived.items():
+      object.__setattr__(self, name, value)
 
-_FIELDS = {f.name: f for f in dataclasses.fields(VertexSettings)}
-
-
-def env_name(field: str) -> str:
-  return ENV_PREFIX + field.upper()
-
-
-def flag_name(field: str) -> str:
-  if field in _PAIR_FIELDS:  # repeatable: --label a=b --label c=d
-    return '--' + field[:-1]
-  return '--' + field.replace('_', '-')
-
-
-def _where(field: str) -> str:
-  return f'{flag_name(field)} (or {env_name(field)})'
-
-
-def _parse_bool(field: str, value: Any) -> bool:
-  if isinstance(value, bool):
-    return value
-  text = str(value).strip().lower()
-  if text in ('1', 'true', 'yes', 'on'):
-    return True
-  if text in ('0', 'false', 'no', 'off', ''):
-    return False
-  raise configs.ConfigError(f'{_where(field)}: {value!r} is not true/false')
-
-
-def _parse_pairs(field: str, value: Any, what: str) -> Dict[str, str]:
-  """`k=v,k2=v2` (env), a list of `k=v` (flags) or a mapping (file)."""
-  if isinstance(value, Mapping):
-    return {str(k): str(v) for k, v in value.items()}
-  parts = value.split(',') if isinstance(value, str) else list(value)
-  pairs = {}
-  for part in (p.strip() for p in parts):
-    if not part:
-      continue
-    if '=' not in part:
-      raise configs.ConfigError(f'{_where(field)}: {what} {part!r} is not '
-                                'KEY=VALUE')
-    k, v = part.split('=', 1)
-    pairs[k.strip()] = v.strip()  # the last of a repeated key wins
-  return pairs
-
-
-def parse_labels(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
-  """Job labels, checked against Vertex's rules for keys and values."""
-  items = _parse_pairs(field, value, 'label').items()
-  for k, v in items:
-    if not _LABEL_KEY_RE.match(k) or not _LABEL_VALUE_RE.match(v):
-      raise configs.ConfigError(
-          f'{_where(field)}: label {k}={v} is invalid: keys and values use '
-          'lowercase letters, digits, _ and -, at most 63 characters, keys '
-          'start with a letter')
-  return tuple(sorted(items))
-
-
-def parse_params(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
-  """Runtime parameter overrides; names are checked against the known ones."""
-  items = _parse_pairs(field, value, 'parameter').items()
-  unknown = sorted(k for k, _ in items if k not in RUNTIME_PARAMETERS)
-  if unknown:
-    raise configs.ConfigError(
-        f'{_where(field)}: unknown runtime parameter(s) {", ".join(unknown)}; '
-        f'known: {", ".join(sorted(RUNTIME_PARAMETERS))}')
-  for k, v in items:
-    if k == 'data_root' and (not v.startswith('gs://') or
-                             len(v) <= len('gs://')):
-      raise configs.ConfigError(
-          f'{_where(field)}: data_root={v!r} must be a gs:// path; Vertex AI '
-          'workers cannot read local paths')
-  return tuple(sorted((k, v.rstrip('/')) for k, v in items))
-
-
-def _convert(field: str, value: Any) -> Any:
-  """Turns a flag/env/file value into the field's type."""
-  default = _FIELDS[field].default
-  if field == 'labels':
-    return parse_labels(field, value)
-  if field == 'params':
-    return parse_params(field, value)
-  if isinstance(default, bool):
-    return _parse_bool(field, value)
-  try:
-    if isinstance(default, int):
-      return int(value)
-    if isinstance(default, float):
-      return float(value)
-  except (TypeError, ValueError):
-    raise configs.ConfigError(
-        f'{_where(field)}: {value!r} is not a number') from None
-  return str(value) if value is not None else None
-
-
-def load_file(path: str) -> Dict[str, Any]:
-  """A YAML (or JSON) mapping whose keys are VertexSettings field names."""
-  import yaml  # pylint: disable=g-import-not-at-top
-  try:
-    with open(path, encoding='utf-8') as f:
-      data = yaml.safe_load(f) or {}
-  except OSError as e:
-    raise configs.ConfigError(f'--config {path}: {e.strerror}') from None
-  except yaml.YAMLError as e:
-    raise configs.ConfigError(f'--config {path}: not YAML/JSON: {e}') from None
-  if not isinstance(data, dict):
-    raise configs.ConfigError(f'--config {path}: expected a mapping of '
-                              'settings')
-  data = {k.replace('-', '_'): v for k, v in data.items()}
-  unknown = sorted(set(data) - set(_FIELDS))
-  if unknown:
-    raise configs.ConfigError(f'--config {path}: unknown keys {unknown}; '
-                              f'known: {sorted(_FIELDS)}')
-  return data
-
-
-def resolve_settings(flags: Mapping[str, Any],
-                     environ: Optional[Mapping[str, str]] = None,
-                     file_values: Optional[Mapping[str, Any]] = None
-                     ) -> VertexSettings:
-  """Merges flags > environment > file > defaults (None means "not given")."""
-  environ = os.environ if environ is None else environ
-  file_values = file_values or {}
-  values = {}
-  for field in _FIELDS:
-    for source in (flags.get(field), environ.get(env_name(field)),
-                   file_values.get(field)):
-      if source is not None and not (
-          isinstance(source, str) and source == '' and
-          field not in _PAIR_FIELDS):
-        values[field] = _convert(field, source)
-        break
-  return VertexSettings(**values)
-
-
-def _strip_bucket(bucket: str) -> str:
-  return bucket[len('gs://'):].rstrip('/') if bucket.startswith(
-      'gs://') else bucket.rstrip('/')
-
-
-def _require_gcs(field: str, value: str) -> str:
-  if not value.startswith('gs://') or len(value) <= len('gs://'):
-    raise configs.ConfigError(
-        f'{_where(field)}: {value!r} must be a gs:// path; Vertex AI workers '
-        'cannot read local paths')
-  return value.rstrip('/')
-
-
-def check_image_uri(field: str, image: str) -> str:
-  """A well-formed image reference with a valid tag (or digest)."""
-  m = _IMAGE_RE.match(image)
-  if not m:
-    raise configs.ConfigError(
-        f'{_where(field)}: {image!r} is not an image reference like '
-        'REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG')
-  tag = m.group('tag')
-  if tag is None and m.group('digest') is None:
-    raise configs.ConfigError(
-        f'{_where(field)}: {image!r} has no tag; pin one (e.g. the commit SHA '
-        'Cloud Build pushed) so every run uses the code it was compiled with')
-  if tag is not None and not _TAG_RE.match(tag):
-    raise configs.ConfigError(f'{_where(field)}: image tag {tag!r} is invalid '
-                              '(letters, digits, _ . -, at most 128)')
-  return image
-
-
-@dataclasses.dataclass(frozen=True)
-class VertexConfig:
-  """Validated Vertex settings, plus the arguments TFX components need."""
-  project: str
-  region: str
-  bucket: str
-  image: str
-  training_image: str
-  service_account: Optional[str] = None
-  training_service_account: Optional[str] = None
-  dataflow: bool = True
-  dataflow_machine_type: str = 'n1-standard-4'
-  dataflow_max_workers: int = 4
-  dataflow_disk_size_gb: int = 50
-  vertex_training: bool = True
-  training_machine_type: str = 'n1-standard-8'
-  accelerator_type: Optional[str] = None
-  accelerator_count: int = 0
-  endpoint: Optional[str] = None
-  prediction_image: Optional[str] = None
-  experiment: Optional[str] = None
-  tensorboard: Optional[str] = None
-  labels: Tuple[Tuple[str, str], ...] = ()
-  # Runtime parameter overrides for the submitted job (validated names).
-  params: Tuple[Tuple[str, str], ...] = ()
+  @classmethod
+  def from_sources(cls, flags: Mapping[str, Any],
+                   environ: Optional[Mapping[str, str]] = None,
+                   file_values: Optional[Mapping[str, Any]] = None
+                   ) -> 'VertexConfig':
+    """Flags > environment > file > defaults (None means "not given")."""
+    environ = os.environ if environ is None else environ
+    file_values = file_values or {}
+    values = {}
+    for field in SETTINGS:
+      for source in (flags.get(field), environ.get(env_name(field)),
+                     file_values.get(field)):
+        if source is not None and not (
+            isinstance(source, str) and source == '' and
+            field not in _PAIR_FIELDS):
+          values[field] = _convert(field, source)
+          break
+    return cls(**values)
 
   @property
   def temp_location(self) -> str:
@@ -331,6 +187,11 @@ class VertexConfig:
     return {'project': self.project, 'job_spec': job_spec,
             'labels': dict(self.labels)}
 
+  def pipeline_root_for(self, pipeline_name: str) -> str:
+    """The configured gs:// pipeline root, or one per pipeline name."""
+    return (self.pipeline_root or
+            f'gs://{self.bucket}/pipeline_root/{pipeline_name}')
+
   def tracking_config(self, pipeline_name: str) -> Dict[str, Any]:
     """What models/tracking.py needs to log to Vertex AI Experiments."""
     config = {'project': self.project, 'location': self.region,
@@ -369,14 +230,161 @@ class VertexConfig:
     }
 
 
-def build(settings: VertexSettings,
-          base: configs.PipelineConfig) -> configs.PipelineConfig:
-  """A validated Vertex `PipelineConfig` from settings and the local knobs.
+# The user-facing settings: one flag, FMNIST_* variable and file key each.
+SETTINGS = {f.name: f for f in dataclasses.fields(VertexConfig)}
+
+
+def for_vertex(base: configs.PipelineConfig,
+               vertex: VertexConfig) -> configs.PipelineConfig:
+  """The `PipelineConfig` compiled for Vertex: `base`'s knobs, gs:// paths.
 
   `base` carries what the two runners share (model config, thresholds,
-  caching); paths are replaced by gs:// ones.
+  caching); paths, Beam arguments and the Vertex settings are replaced.
   """
-  s = settings
+  return dataclasses.replace(
+      base, pipeline_root=vertex.pipeline_root_for(base.pipeline_name),
+      data_root=vertex.data_root,
+      schema_dir=vertex.schema_dir, serving_dir=vertex.serving_dir,
+      metadata_path=None,
+      beam_pipeline_args=vertex.beam_pipeline_args(base.beam_pipeline_args),
+      vertex=vertex)
+
+
+def load_file(path: str) -> Dict[str, Any]:
+  """A YAML (or JSON) mapping whose keys are setting names."""
+  import yaml  # pylint: disable=g-import-not-at-top
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = yaml.safe_load(f) or {}
+  except OSError as e:
+    raise configs.ConfigError(f'--config {path}: {e.strerror}') from None
+  except yaml.YAMLError as e:
+    raise configs.ConfigError(f'--config {path}: not YAML/JSON: {e}') from None
+  if not isinstance(data, dict):
+    raise configs.ConfigError(f'--config {path}: expected a mapping of '
+                              'settings')
+  data = {k.replace('-', '_'): v for k, v in data.items()}
+  unknown = sorted(set(data) - set(SETTINGS))
+  if unknown:
+    raise configs.ConfigError(f'--config {path}: unknown keys {unknown}; '
+                              f'known: {sorted(SETTINGS)}')
+  return data
+
+
+# --- conversion of flag/env/file values -------------------------------------
+
+def _parse_bool(field: str, value: Any) -> bool:
+  if isinstance(value, bool):
+    return value
+  text = str(value).strip().lower()
+  if text in ('1', 'true', 'yes', 'on'):
+    return True
+  if text in ('0', 'false', 'no', 'off', ''):
+    return False
+  raise configs.ConfigError(f'{_where(field)}: {value!r} is not true/false')
+
+
+def _parse_pairs(field: str, value: Any, what: str) -> Dict[str, str]:
+  """`k=v,k2=v2` (env), a list of `k=v` (flags) or a mapping (file)."""
+  if isinstance(value, Mapping):
+    return {str(k): str(v) for k, v in value.items()}
+  parts = value.split(',') if isinstance(value, str) else list(value)
+  pairs = {}
+  for part in (p.strip() for p in parts):
+    if not part:
+      continue
+    if '=' not in part:
+      raise configs.ConfigError(f'{_where(field)}: {what} {part!r} is not '
+                                'KEY=VALUE')
+    k, v = part.split('=', 1)
+    pairs[k.strip()] = v.strip()  # the last of a repeated key wins
+  return pairs
+
+
+def _parse_labels(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
+  """Job labels, checked against Vertex's rules for keys and values."""
+  items = _parse_pairs(field, value, 'label').items()
+  for k, v in items:
+    if not _LABEL_KEY_RE.match(k) or not _LABEL_VALUE_RE.match(v):
+      raise configs.ConfigError(
+          f'{_where(field)}: label {k}={v} is invalid: keys and values use '
+          'lowercase letters, digits, _ and -, at most 63 characters, keys '
+          'start with a letter')
+  return tuple(sorted(items))
+
+
+def _parse_params(field: str, value: Any) -> Tuple[Tuple[str, str], ...]:
+  """Runtime parameter overrides; names are checked against the known ones."""
+  items = _parse_pairs(field, value, 'parameter').items()
+  unknown = sorted(k for k, _ in items if k not in RUNTIME_PARAMETERS)
+  if unknown:
+    raise configs.ConfigError(
+        f'{_where(field)}: unknown runtime parameter(s) {", ".join(unknown)}; '
+        f'known: {", ".join(sorted(RUNTIME_PARAMETERS))}')
+  for k, v in items:
+    if k == 'data_root' and (not v.startswith('gs://') or
+                             len(v) <= len('gs://')):
+      raise configs.ConfigError(
+          f'{_where(field)}: data_root={v!r} must be a gs:// path; Vertex AI '
+          'workers cannot read local paths')
+  return tuple(sorted((k, v.rstrip('/')) for k, v in items))
+
+
+def _convert(field: str, value: Any) -> Any:
+  """Turns a flag/env/file value into the field's type."""
+  default = SETTINGS[field].default
+  if field == 'labels':
+    return _parse_labels(field, value)
+  if field == 'params':
+    return _parse_params(field, value)
+  if isinstance(default, bool):
+    return _parse_bool(field, value)
+  try:
+    if isinstance(default, int):
+      return int(value)
+    if isinstance(default, float):
+      return float(value)
+  except (TypeError, ValueError):
+    raise configs.ConfigError(
+        f'{_where(field)}: {value!r} is not a number') from None
+  return str(value) if value is not None else None
+
+
+# --- validation ---------------------------------------------------------------
+
+def _strip_bucket(bucket: str) -> str:
+  return bucket[len('gs://'):].rstrip('/') if bucket.startswith(
+      'gs://') else bucket.rstrip('/')
+
+
+def _require_gcs(field: str, value: str) -> str:
+  if not value.startswith('gs://') or len(value) <= len('gs://'):
+    raise configs.ConfigError(
+        f'{_where(field)}: {value!r} must be a gs:// path; Vertex AI workers '
+        'cannot read local paths')
+  return value.rstrip('/')
+
+
+def check_image_uri(field: str, image: str) -> str:
+  """A well-formed image reference with a valid tag (or digest)."""
+  m = _IMAGE_RE.match(image)
+  if not m:
+    raise configs.ConfigError(
+        f'{_where(field)}: {image!r} is not an image reference like '
+        'REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG')
+  tag = m.group('tag')
+  if tag is None and m.group('digest') is None:
+    raise configs.ConfigError(
+        f'{_where(field)}: {image!r} has no tag; pin one (e.g. the commit SHA '
+        'Cloud Build pushed) so every run uses the code it was compiled with')
+  if tag is not None and not _TAG_RE.match(tag):
+    raise configs.ConfigError(f'{_where(field)}: image tag {tag!r} is invalid '
+                              '(letters, digits, _ . -, at most 128)')
+  return image
+
+
+def _validate(s: VertexConfig) -> Dict[str, Any]:
+  """Checks `s`; returns the derived values to fill in (names -> values)."""
   if not s.project:
     raise configs.ConfigError(f'{_where("project")} is required: the GCP '
                               'project ID to run in')
@@ -408,8 +416,6 @@ def build(settings: VertexSettings,
     raise configs.ConfigError(
         f'{_where("bucket")}: {bucket!r} is not a bucket name (lowercase '
         'letters, digits, - _ .; no gs:// needed)')
-  name = base.pipeline_name
-  pipeline_root = pipeline_root or f'gs://{bucket}/pipeline_root/{name}'
   data_root = _require_gcs('data_root', s.data_root or f'gs://{bucket}/data')
   serving_dir = _require_gcs('serving_dir',
                              s.serving_dir or f'gs://{bucket}/serving_model')
@@ -455,23 +461,10 @@ def build(settings: VertexSettings,
         'prebuilt TensorFlow prediction image matching TF 2.16')
   if s.prediction_image:
     check_image_uri('prediction_image', s.prediction_image)
-
-  vertex = VertexConfig(
-      project=s.project, region=s.region, bucket=bucket, image=image,
-      training_image=training_image, service_account=s.service_account,
-      training_service_account=s.training_service_account or
-      s.service_account, dataflow=s.dataflow,
-      dataflow_machine_type=s.dataflow_machine_type,
-      dataflow_max_workers=s.dataflow_max_workers,
-      dataflow_disk_size_gb=s.dataflow_disk_size_gb,
-      vertex_training=s.vertex_training,
-      training_machine_type=s.training_machine_type,
-      accelerator_type=s.accelerator_type,
-      accelerator_count=s.accelerator_count, endpoint=s.endpoint,
-      prediction_image=s.prediction_image, experiment=s.experiment,
-      tensorboard=s.tensorboard, labels=s.labels, params=s.params)
-  return dataclasses.replace(
-      base, pipeline_root=pipeline_root, data_root=data_root,
-      schema_dir=s.schema_dir, serving_dir=serving_dir, metadata_path=None,
-      beam_pipeline_args=vertex.beam_pipeline_args(base.beam_pipeline_args),
-      vertex=vertex)
+  if s.poll_seconds <= 0:
+    raise configs.ConfigError(f'{_where("poll_seconds")} must be positive')
+  return dict(
+      bucket=bucket, pipeline_root=pipeline_root, data_root=data_root,
+      serving_dir=serving_dir, image=image, training_image=training_image,
+      training_service_account=(s.training_service_account or
+                                s.service_account))

@@ -6,6 +6,8 @@ import os
 import re
 from typing import Optional
 
+from pipeline.errors import UserError
+
 BACKENDS = ('local', 'tfserving', 'vertex')
 LOG_SINKS = ('jsonl', 'bigquery', 'none')
 # Vertex AI online prediction's request size limit.
@@ -15,7 +17,7 @@ MAX_WORKERS = 32
 CONFIG_ENV = 'FMNIST_SERVING_CONFIG'  # how worker processes get the config
 
 
-class ServingConfigError(ValueError):
+class ServingConfigError(UserError, ValueError):
   """A config value the user can fix; the message says which and how."""
 
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from fmnist import cli
+from fmnist import options
 
 
 def _fmnist(*args):
@@ -50,7 +51,7 @@ def test_model_params_override_the_config(tmp_path):
       'pipeline', 'run', '--home', str(tmp_path), '--epochs', '3',
       '--model-param', 'convs_per_block=1', '--model-param',
       'conv_filters=[16, 32]', '--model-param', 'learning_rate=0.01'])
-  model = cli.pipeline_config(args).model
+  model = options.pipeline_config(args).model
   assert (model.convs_per_block, model.conv_filters, model.learning_rate,
           model.epochs) == (1, (16, 32), 0.01, 3)
 

@@ -7,7 +7,6 @@ import os
 import pytest
 
 from monitor_testenv import VERSION, write_logs  # pylint: disable=g-bad-import-order
-from monitoring import cli as monitoring_cli
 from monitoring import logs
 from monitoring.config import MonitorError
 
@@ -89,13 +88,13 @@ def test_since_and_last_select_the_newest_instances(tmp_path, test_images):
 
 def test_since_accepts_durations_and_times():
   now = datetime.datetime(2026, 1, 2, 12, tzinfo=UTC)
-  assert monitoring_cli.parse_since('24h', now) == datetime.datetime(
+  assert logs.parse_since('24h', now) == datetime.datetime(
       2026, 1, 1, 12, tzinfo=UTC)
-  assert monitoring_cli.parse_since('90m', now) == datetime.datetime(
+  assert logs.parse_since('90m', now) == datetime.datetime(
       2026, 1, 2, 10, 30, tzinfo=UTC)
-  assert monitoring_cli.parse_since('2026-01-01T06:00:00Z', now) == (
+  assert logs.parse_since('2026-01-01T06:00:00Z', now) == (
       datetime.datetime(2026, 1, 1, 6, tzinfo=UTC))
-  assert monitoring_cli.parse_since('2026-01-01', now) == datetime.datetime(
+  assert logs.parse_since('2026-01-01', now) == datetime.datetime(
       2026, 1, 1, tzinfo=UTC)
   with pytest.raises(MonitorError, match='expected a duration like 24h'):
-    monitoring_cli.parse_since('yesterday', now)
+    logs.parse_since('yesterday', now)

@@ -58,7 +58,7 @@ def test_env_maps_onto_cli_settings(build):
   names = [e.split('=', 1)[0] for e in build['options']['env']]
   for name in names:
     field = name[len('FMNIST_'):].lower()
-    assert field in vertex_config._FIELDS, name  # pylint: disable=protected-access
+    assert field in vertex_config.SETTINGS, name
 
 
 def test_timeouts_and_machine(build):
@@ -221,7 +221,7 @@ def test_monitor_job_is_a_cloud_run_job_from_the_pipeline_image(monitor_job):
 def test_monitor_job_flags_are_ones_fmnist_monitor_accepts(monitor_job):
   import datetime
   from fmnist import cli
-  from monitoring import cli as monitoring_cli
+  from fmnist.commands import monitor as monitor_command
   args = cli.build_parser().parse_args(_container(monitor_job)['args'])
   assert args.command == 'monitor'
   assert args.bq_table == MONITOR_PLACEHOLDERS['BQ_TABLE']
@@ -229,19 +229,19 @@ def test_monitor_job_flags_are_ones_fmnist_monitor_accepts(monitor_job):
   assert args.runner == 'vertex'
   assert args.baseline_statistics.startswith('gs://')
   # And the monitor's own checks accept them (table name, window, sources).
-  cfg = monitoring_cli._config(  # pylint: disable=protected-access
+  cfg = monitor_command.monitor_config(
       args, datetime.datetime.now(datetime.timezone.utc))
   assert cfg.bq_table == args.bq_table and cfg.since is not None
 
 
 def test_monitor_job_env_maps_onto_cli_settings(monitor_job):
-  from monitoring import cli as monitoring_cli
+  from fmnist.commands import monitor as monitor_command
   env = {e['name']: e for e in _container(monitor_job)['env']}
-  webhook = env.pop(monitoring_cli.ALERT_WEBHOOK_ENV)
+  webhook = env.pop(monitor_command.ALERT_WEBHOOK_ENV)
   assert webhook['valueFrom']['secretKeyRef']['name']  # a secret, not a value
   for name in env:
     field = name[len('FMNIST_'):].lower()
-    assert field in vertex_config._FIELDS, name  # pylint: disable=protected-access
+    assert field in vertex_config.SETTINGS, name
   # What --runner vertex needs to submit the retraining run.
   assert {'FMNIST_PROJECT', 'FMNIST_REGION', 'FMNIST_BUCKET', 'FMNIST_IMAGE',
           'FMNIST_SERVICE_ACCOUNT'} <= set(env)

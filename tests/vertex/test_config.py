@@ -1,7 +1,5 @@
 """Bad input is a ConfigError naming what to fix, before any compile/submit."""
 
-import dataclasses
-
 import pytest
 
 from vertex_testenv import BUCKET, IMAGE, PROJECT, REGION, vertex_flags
@@ -10,16 +8,15 @@ from pipeline import configs
 from pipeline import vertex_config as vc
 
 
-def _settings(**kw):
-  return vc.resolve_settings(kw, environ={})
+REQUIRED = dict(project=PROJECT, region=REGION, bucket=BUCKET, image=IMAGE)
 
 
 def _build(**kw):
-  values = dict(project=PROJECT, region=REGION, bucket=BUCKET, image=IMAGE)
-  values.update(kw)
-  return vc.build(_settings(**{k: v for k, v in values.items()
-                               if v is not None}),
-                  configs.PipelineConfig.from_home('/tmp/unused'))
+  """The Vertex PipelineConfig of a valid config changed by `kw` (None drops)."""
+  values = {**REQUIRED, **kw}
+  vertex = vc.VertexConfig.from_sources(
+      {k: v for k, v in values.items() if v is not None}, environ={})
+  return vc.for_vertex(configs.PipelineConfig.from_home('/tmp/unused'), vertex)
 
 
 @pytest.mark.parametrize('overrides, message', [
@@ -67,8 +64,9 @@ def test_bucket_from_pipeline_root_and_image_from_repository():
 def test_flags_beat_env_beat_file(tmp_path):
   path = tmp_path / 'vertex.yaml'
   path.write_text('project: file-project\nregion: europe-west4\n'
+                  f'bucket: {BUCKET}\nimage: {IMAGE}\n'
                   'dataflow-max-workers: 7\nlabels: {team: ml}\n')
-  settings = vc.resolve_settings(
+  settings = vc.VertexConfig.from_sources(
       {'project': 'flag-project'},
       environ={'FMNIST_PROJECT': 'env-project', 'FMNIST_REGION': 'us-east1',
                'FMNIST_DATAFLOW': 'false', 'FMNIST_BUCKET': ''},
@@ -78,35 +76,48 @@ def test_flags_beat_env_beat_file(tmp_path):
   assert settings.dataflow is False
   assert settings.dataflow_max_workers == 7
   assert settings.labels == (('team', 'ml'),)
-  assert settings.bucket is None  # an empty substitution means "not set"
+  # An empty substitution means "not set": the file's bucket is used.
+  assert settings.bucket == BUCKET
 
 
 def test_params_from_flags_env_and_file(tmp_path):
-  assert vc.resolve_settings(
-      {'params': ['data_root=gs://a/x', 'data_root=gs://a/y/']},
+  assert vc.VertexConfig.from_sources(
+      {**REQUIRED, 'params': ['data_root=gs://a/x', 'data_root=gs://a/y/']},
       environ={'FMNIST_PARAMS': 'data_root=gs://env/d'}).params == (
           ('data_root', 'gs://a/y'),)  # flags win; the last repeat wins
-  assert vc.resolve_settings(
-      {}, environ={'FMNIST_PARAMS': 'data_root=gs://env/d'}).params == (
+  assert vc.VertexConfig.from_sources(
+      REQUIRED, environ={'FMNIST_PARAMS': 'data_root=gs://env/d'}).params == (
           ('data_root', 'gs://env/d'),)
   path = tmp_path / 'vertex.yaml'
   path.write_text('params: {data_root: gs://file/d}\n')
-  settings = vc.resolve_settings({}, environ={},
-                                 file_values=vc.load_file(str(path)))
-  assert settings.params == (('data_root', 'gs://file/d'),)
-  # Validated params reach the VertexConfig that `submit` reads.
-  cfg = vc.build(dataclasses.replace(
-      settings, project=PROJECT, region=REGION, bucket=BUCKET, image=IMAGE),
-                 configs.PipelineConfig.from_home('/tmp/unused'))
+  vertex = vc.VertexConfig.from_sources(REQUIRED, environ={},
+                                        file_values=vc.load_file(str(path)))
+  assert vertex.params == (('data_root', 'gs://file/d'),)
+  # Validated params reach the pipeline config that `submit` reads.
+  cfg = vc.for_vertex(configs.PipelineConfig.from_home('/tmp/unused'), vertex)
   assert cfg.vertex.params == (('data_root', 'gs://file/d'),)
   assert cfg.data_root == f'gs://{BUCKET}/data'  # the default stays
 
 
+def test_the_config_validates_on_construction():
+  with pytest.raises(configs.ConfigError, match='is not a project ID'):
+    vc.VertexConfig(project='Bad_Project', region=REGION, bucket=BUCKET,
+                    image=IMAGE)
+  vertex = vc.VertexConfig(project=PROJECT, region=REGION,
+                           pipeline_root='gs://other-bucket/root/',
+                           repository='fmnist', image_tag='t2')
+  assert vertex.bucket == 'other-bucket'
+  assert vertex.image.endswith('/fmnist/fmnist-pipeline:t2')
+  assert vertex.training_image == vertex.image
+  assert vertex.pipeline_root_for('any-name') == 'gs://other-bucket/root'
+
+
 def test_bad_env_and_file_values(tmp_path):
   with pytest.raises(configs.ConfigError, match='FMNIST_DATAFLOW_MAX_WORKERS'):
-    vc.resolve_settings({}, environ={'FMNIST_DATAFLOW_MAX_WORKERS': 'many'})
+    vc.VertexConfig.from_sources(
+        {}, environ={'FMNIST_DATAFLOW_MAX_WORKERS': 'many'})
   with pytest.raises(configs.ConfigError, match="--label \\(or FMNIST_LABELS\\): label 'oops' is not"):
-    vc.resolve_settings({}, environ={'FMNIST_LABELS': 'a=b,oops'})
+    vc.VertexConfig.from_sources({}, environ={'FMNIST_LABELS': 'a=b,oops'})
   path = tmp_path / 'bad.yaml'
   path.write_text('projekt: x\n')
   with pytest.raises(configs.ConfigError, match="unknown keys \\['projekt'\\]"):

@@ -9,14 +9,14 @@ import pytest
 
 from vertex_testenv import BUCKET, PROJECT, REGION, RUNNER_SA, vertex_flags
 from fmnist import cli
-from pipeline import vertex_cli
+from pipeline import vertex_submit
 
 IMAGE_PATH = f'{PROJECT}/fmnist/fmnist-pipeline'
 
 
 @pytest.fixture
 def anonymous(monkeypatch):
-  monkeypatch.setattr(vertex_cli, 'default_credentials',
+  monkeypatch.setattr(vertex_submit, 'default_credentials',
                       ga_credentials.AnonymousCredentials)
 
 

@@ -8,39 +8,21 @@ run failed, 2 nothing could be monitored (the `error:` line says why).
 
 import datetime
 import os
-import re
 import sys
 
+from fmnist import options
 from monitoring import config as config_lib
-from monitoring.config import MonitorError
+from monitoring import logs
 
 # Webhook URLs carry a token: on Cloud Run this comes from Secret Manager.
 ALERT_WEBHOOK_ENV = 'FMNIST_ALERT_WEBHOOK'
-_RELATIVE = re.compile(r'^(\d+)([smhd])$')
-_UNITS = {'s': 'seconds', 'm': 'minutes', 'h': 'hours', 'd': 'days'}
 
 
-def parse_since(text: str, now: datetime.datetime) -> datetime.datetime:
-  """`24h`, `90m`, `7d` before `now`, or an ISO-8601 time (UTC if naive)."""
-  m = _RELATIVE.match(text.strip())
-  if m:
-    return now - datetime.timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-  from monitoring import logs  # pylint: disable=g-import-not-at-top
-  try:
-    return logs.parse_time(text)
-  except ValueError:
-    raise MonitorError(f'--since {text!r}: expected a duration like 24h, 90m '
-                       'or 7d, or a time like 2026-01-31T12:00:00Z') from None
-
-
-def register(subparsers) -> None:
-  """Adds `monitor` to the `fmnist` CLI."""
-  from fmnist import cli  # pylint: disable=g-import-not-at-top
-  from pipeline import vertex_cli  # pylint: disable=g-import-not-at-top
-  p = subparsers.add_parser(
+def register(sub) -> None:
+  p = sub.add_parser(
       'monitor', help='check served traffic against the training data',
       description=' '.join(__doc__.split()))
-  cli.add_home(p)
+  options.add_home(p)
   g = p.add_argument_group('window')
   g.add_argument('--log-dir', default=None,
                  help='request logs of the proxy (default: HOME/request_logs)')
@@ -82,33 +64,16 @@ def register(subparsers) -> None:
                  help='start a pipeline run when the verdict is unhealthy')
   g.add_argument('--runner', choices=('local', 'vertex'), default='local',
                  help='where the retraining run goes (default: %(default)s)')
-  cli.add_pipeline_knobs(g)
-  vertex_cli.add_args(p)
-  p.set_defaults(func=cmd_monitor)
+  options.add_pipeline_knobs(g)
+  options.add_vertex_args(p)
+  p.set_defaults(func=run)
 
 
-def _config(args, now: datetime.datetime) -> config_lib.MonitorConfig:
-  if args.min_instances < 1:
-    raise MonitorError('--min-instances must be at least 1')
-  if args.bq_table is not None:
-    from monitoring import bigquery_logs  # pylint: disable=g-import-not-at-top
-    bigquery_logs.parse_table(args.bq_table)
-    if args.log_dir is not None:
-      raise MonitorError('--log-dir and --bq-table name two log sources; '
-                         'pass one')
-    if args.bq_api_endpoint is not None and not re.match(
-        r'^https?://[^/]', args.bq_api_endpoint):
-      raise MonitorError(f'--bq-api-endpoint {args.bq_api_endpoint!r}: '
-                         'expected an http:// or https:// URL')
-  elif args.bq_api_endpoint is not None:
-    raise MonitorError('--bq-api-endpoint needs --bq-table')
-  if args.last is not None and args.last < args.min_instances:
-    raise MonitorError(f'--last {args.last} is below --min-instances '
-                       f'{args.min_instances}')
+def monitor_config(args, now: datetime.datetime) -> config_lib.MonitorConfig:
   return config_lib.MonitorConfig.from_home(
       args.home, log_dir=args.log_dir, bq_table=args.bq_table,
       bq_api_endpoint=args.bq_api_endpoint, output_root=args.output_dir,
-      since=parse_since(args.since, now) if args.since else None,
+      since=logs.parse_since(args.since, now) if args.since else None,
       last=args.last, min_instances=args.min_instances,
       baseline_statistics=args.baseline_statistics,
       webhook=args.alert_webhook, webhook_timeout=args.webhook_timeout)
@@ -130,45 +95,39 @@ def _print_verdict(result, line: str) -> None:
   print(f'report: {result.report_path}', flush=True)
 
 
-def _alert(cfg: config_lib.MonitorConfig, result, line: str) -> dict:
-  from monitoring import alert  # pylint: disable=g-import-not-at-top
-  error = alert.send(cfg.webhook,
-                     alert.payload(result.summary, result.report_path, line),
-                     cfg.webhook_timeout)
-  shown = alert.redact(cfg.webhook)  # the URL's path is its secret
-  if error is None:
-    print(f'alert: sent to {shown}')
-  else:
-    print(f'warning: the alert webhook {shown} failed ({error}); the '
-          'report is written', file=sys.stderr)
-  return {'webhook': shown, 'delivered': error is None, 'error': error,
-          'message': (f'alert POSTed to {shown}' if error is None else
-                      f'alert to {shown} failed: {error}')}
-
-
-def cmd_monitor(args) -> int:
+def run(args) -> int:
+  # pylint: disable=g-import-not-at-top
+  from monitoring import monitor
+  from monitoring import retrain
+  # pylint: enable=g-import-not-at-top
   now = datetime.datetime.now(datetime.timezone.utc)
-  cfg = _config(args, now)
-  from monitoring import retrain  # pylint: disable=g-import-not-at-top
-  # Retraining config errors stop the command before any monitoring work.
-  credentials = retrain.prepare(args) if args.retrain_on_drift else None
-  from monitoring import history  # pylint: disable=g-import-not-at-top
-  from monitoring import monitor  # pylint: disable=g-import-not-at-top
+  cfg = monitor_config(args, now)
+  retrain_cfg = None
+  credentials = None
+  if args.retrain_on_drift:
+    # Retraining config errors stop the command before any monitoring work.
+    retrain_cfg = retrain.RetrainConfig(options.run_pipeline_config(args))
+    credentials = retrain.credentials_for(retrain_cfg)
   result = monitor.run(cfg, now)
   line = monitor.headline(result.summary)
   _print_verdict(result, line)
   if result.healthy:
     return result.exit_code
 
-  summary = result.summary
   if cfg.webhook:
-    summary['alert'] = _alert(cfg, result, line)
-    history.record(cfg.output_root, result.run_dir, summary)
-  if not args.retrain_on_drift:
+    sent = monitor.send_alert(cfg, result)
+    if sent['delivered']:
+      print(f'alert: sent to {sent["webhook"]}')
+    else:
+      print(f'warning: the alert webhook {sent["webhook"]} failed '
+            f'({sent["error"]}); the report is written', file=sys.stderr)
+  if retrain_cfg is None:
     return result.exit_code
-  retraining = retrain.start(args, summary['baseline']['span'], credentials)
-  summary['retraining'] = retraining.to_dict()
-  history.record(cfg.output_root, result.run_dir, summary)
+  retraining = retrain.start(retrain_cfg, result.summary['baseline']['span'],
+                             credentials)
+  monitor.record_retraining(cfg, result, retraining.to_dict())
+  if retraining.job:
+    print(f'submitted {retraining.job}')
   if retraining.failed:
     print(f'error: retraining failed: {retraining.message}', file=sys.stderr)
     return config_lib.EXIT_RETRAIN_FAILED

@@ -1,36 +1,19 @@
 """`fmnist serve`: the prediction proxy, locally or as the Cloud Run container.
 
-Flags map one-to-one onto `serving.config.ServingConfig`. Errors a user can
-fix (no pushed model, port taken, bad flag values) print one `error:` line
-and exit 2.
+Flags map one-to-one onto `serving.config.ServingConfig`; `serving.server`
+checks that it can serve and runs it.
 """
 
-import argparse
-import logging
 import os
-import shutil
-import socket
-import sys
-import tempfile
 
+from pipeline import configs
 from serving import config as cfg_lib
 
-_log = logging.getLogger(__name__)
 TOKEN_ENV = 'FMNIST_SERVING_TOKEN'
 
 
-class _UsageError(Exception):
-  pass
-
-
-def _default_home() -> str:
-  from pipeline import configs  # pylint: disable=g-import-not-at-top
-  return configs.DEFAULT_HOME
-
-
-def register(subparsers) -> None:
-  """Adds the `serve` subcommand to the `fmnist` CLI."""
-  p = subparsers.add_parser(
+def register(sub) -> None:
+  p = sub.add_parser(
       'serve', help='serve the latest pushed model over HTTP',
       description='Serve the newest model pushed under HOME/serving_model '
                   '(or TF Serving, or a Vertex AI Endpoint) behind TF '
@@ -40,7 +23,7 @@ def register(subparsers) -> None:
                  help='local: load the SavedModel in-process (default); '
                       'tfserving: forward to TF Serving; vertex: forward to '
                       'a Vertex AI Endpoint')
-  g.add_argument('--home', default=_default_home(),
+  g.add_argument('--home', default=configs.DEFAULT_HOME,
                  help='pipeline working directory (default: %(default)s)')
   g.add_argument('--serving-dir', default=None,
                  help='versioned SavedModel directory (default: '
@@ -98,10 +81,10 @@ def register(subparsers) -> None:
                  help='rotate JSONL files at this size (default: 64)')
   g.add_argument('--bq-table', default='',
                  help='project.dataset.table for --log-sink bigquery')
-  p.set_defaults(func=cmd_serve)
+  p.set_defaults(func=run)
 
 
-def config_from_args(args) -> cfg_lib.ServingConfig:
+def serving_config(args) -> cfg_lib.ServingConfig:
   home = os.path.abspath(args.home)
   log = cfg_lib.LogConfig(
       sink=args.log_sink,
@@ -124,95 +107,13 @@ def config_from_args(args) -> cfg_lib.ServingConfig:
       workers=args.workers).validate()
 
 
-def _check_port(host: str, port: int) -> None:
-  with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as s:
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-      s.bind((host, port))
-    except OSError as e:
-      raise _UsageError(f'cannot listen on {host}:{port} ({e.strerror}); '
-                        'pass another --port') from None
-
-
-def _preflight(config: cfg_lib.ServingConfig) -> None:
-  if config.backend != 'local':
-    return
-  if '://' in config.serving_dir:
-    from pipeline import pusher  # pylint: disable=g-import-not-at-top
-    versions = pusher.pushed_versions(config.serving_dir)
-  else:  # same rule as pusher.pushed_versions, without importing TensorFlow
-    d = config.serving_dir
-    versions = [n for n in (os.listdir(d) if os.path.isdir(d) else [])
-                if n.isdigit() and os.path.exists(
-                    os.path.join(d, n, 'saved_model.pb'))]
-  if not versions:
-    raise _UsageError(
-        f'no pushed model under {config.serving_dir}: run `fmnist run` (or '
-        'pass --home/--serving-dir)')
-
-
-def cmd_serve(args) -> int:
-  try:
-    config = config_from_args(args)
-    _preflight(config)
-    _check_port(args.host, args.port)
-  except (cfg_lib.ServingConfigError, _UsageError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  import uvicorn  # pylint: disable=g-import-not-at-top
-  verbose = getattr(args, 'verbose', False)
-  server = dict(host=args.host, port=args.port,
-                log_level='info' if verbose else 'warning', access_log=verbose,
-                timeout_graceful_shutdown=30)
+def run(args) -> int:
+  from serving import server  # pylint: disable=g-import-not-at-top
+  config = serving_config(args)
+  server.check(config, args.host, args.port)
   workers = (f' with {config.workers} worker processes'
              if config.workers > 1 else '')
   print(f'serving {config.backend} model "{config.model_name}" on '
         f'http://{args.host}:{args.port}{workers} (docs at /docs)', flush=True)
-  if config.workers == 1:
-    from serving import app as app_lib  # pylint: disable=g-import-not-at-top
-    uvicorn.Server(uvicorn.Config(app_lib.create_app(config), **server)).run()
-    return 0
-  _run_workers(config, server, verbose)
+  server.serve(config, args.host, args.port, getattr(args, 'verbose', False))
   return 0
-
-
-def _run_workers(config: cfg_lib.ServingConfig, server: dict,
-                 verbose: bool) -> None:
-  """Runs `config.workers` uvicorn processes on one socket.
-
-  Workers are spawned (not forked: TensorFlow must not be forked) and build
-  their app from the config in the environment. uvicorn restarts a worker
-  that dies and forwards SIGTERM, so each drains its request log on shutdown.
-  """
-  import uvicorn  # pylint: disable=g-import-not-at-top
-  from serving import metrics  # pylint: disable=g-import-not-at-top
-  owned_dir = None
-  if not os.environ.get(metrics.MULTIPROC_ENV):
-    owned_dir = tempfile.mkdtemp(prefix='fmnist-metrics-')
-    os.environ[metrics.MULTIPROC_ENV] = owned_dir
-  os.environ[cfg_lib.CONFIG_ENV] = config.to_json()
-  if not verbose:  # as quiet as one process (`fmnist` filters warnings)
-    os.environ.setdefault('PYTHONWARNINGS', 'ignore')
-  try:
-    # A worker answers uvicorn's health pings from a thread; give a slow
-    # TensorFlow import on a busy machine room before it is killed.
-    uvicorn.run('serving.app:create_app_from_env', factory=True,
-                workers=config.workers, timeout_worker_healthcheck=60,
-                **server)
-  finally:
-    if owned_dir:
-      shutil.rmtree(owned_dir, ignore_errors=True)
-
-
-def main(argv=None) -> int:
-  """`python -m serving.cli` runs `serve` without the rest of the CLI."""
-  parser = argparse.ArgumentParser(prog='serving')
-  parser.add_argument('-v', '--verbose', action='store_true')
-  register(parser.add_subparsers(dest='command', required=True))
-  args = parser.parse_args(argv)
-  logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-  return args.func(args)
-
-
-if __name__ == '__main__':
-  sys.exit(main())
