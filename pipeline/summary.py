@@ -61,6 +61,8 @@ class RunSummary:
   pushed_to: Optional[str]   # the version directory, if this run pushed
   # Trainer's per-epoch metrics (`history.json`), {} if nothing was trained.
   history: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
+  # Why the Blessing step blessed or blocked the model (which test, numbers).
+  blessing_reason: Optional[str] = None
 
   @property
   def epochs(self) -> int:
@@ -167,7 +169,10 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
 
   examples = first('Examples')
   evaluation_artifact = first('ModelEvaluation')
-  blessing = first('ModelBlessing')
+  # The Blessing step's output; the Evaluator's own (threshold-free) blessing
+  # has no `blessed` property.
+  blessing = next((b for b in outputs.get('ModelBlessing', [])
+                   if 'blessed' in b.custom_properties), None)
   pushed = first('PushedModel')
   model_run = first('ModelRun')
   history = {}
@@ -192,7 +197,10 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
       blessed=(None if blessing is None else
                blessing.custom_properties['blessed'].int_value == 1),
       pushed_to=pushed_to,
-      history=history)
+      history=history,
+      blessing_reason=(blessing.custom_properties['reason'].string_value
+                       if blessing is not None and
+                       'reason' in blessing.custom_properties else None))
 
 
 def format_summary(s: RunSummary) -> str:
@@ -227,7 +235,9 @@ def format_summary(s: RunSummary) -> str:
                    f'{m.get("f1_score", float("nan")):7.4f}')
   else:
     lines.append('  no evaluation in this run')
-  if s.blessed is not None:
+  if s.blessing_reason:
+    lines.append(f'  {s.blessing_reason}')
+  elif s.blessed is not None:
     lines.append(f'  model {"BLESSED" if s.blessed else "NOT blessed"} by the '
                  'Evaluator thresholds')
   lines.append(f'  pushed to {s.pushed_to}' if s.pushed_to
