@@ -94,9 +94,17 @@ def class_metrics(confusion: List[List[float]]) -> Dict[int, Dict[str, float]]:
           for c in range(len(confusion))}
 
 
-def load_eval_metrics(uri: str) -> EvalMetrics:
-  """Reads a TFMA output directory into plain numbers."""
-  result = tfma.load_eval_result(uri)
+def load_eval_metrics(uri: str, model_name: Optional[str] = None) -> EvalMetrics:
+  """Reads a TFMA output directory (one model of it) into plain numbers.
+
+  Default: the candidate when TFMA also evaluated a baseline (its plots are
+  keyed by model name, so an unnamed load would have no confusion matrix).
+  """
+  if model_name is None:
+    from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disable=g-import-not-at-top
+    locations = eval_config_writer.load_eval_run(uri)[3]
+    model_name = 'candidate' if 'candidate' in locations else None
+  result = tfma.load_eval_result(uri, model_name=model_name)
   slices = dict(result.slicing_metrics)
   overall_m = slices[()]['']
   overall = {
@@ -117,9 +125,13 @@ def load_eval_metrics(uri: str) -> EvalMetrics:
   for k in ('precision', 'recall', 'f1_score'):
     overall[f'macro_{k}'] = (sum(m[k] for m in per_class.values()) /
                              len(per_class))
+  try:
+    passed = tfma.load_validation_result(uri).validation_ok
+  except (IOError, ValueError, tf.errors.OpError):
+    passed = True  # no thresholds in the EvalConfig: nothing was validated
   return EvalMetrics(
       uri=uri, overall=overall, per_class=per_class, confusion=confusion,
-      passed_thresholds=tfma.load_validation_result(uri).validation_ok)
+      passed_thresholds=passed)
 
 
 def _node_id(store, execution_id: int) -> str:
@@ -133,6 +145,25 @@ def run_ids(store) -> List[str]:
   """Pipeline run ids, oldest first."""
   runs = store.get_contexts_by_type('pipeline_run')
   return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch)]
+
+
+def _outputs(store, executions) -> Dict[str, List]:
+  """Output artifacts of `executions` by artifact type name."""
+  outputs = {}
+  events = store.get_events_by_execution_ids([e.id for e in executions])
+  artifact_ids = [ev.artifact_id for ev in events if ev.type in _OUTPUT_EVENTS]
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  for artifact in store.get_artifacts_by_id(artifact_ids):
+    outputs.setdefault(types[artifact.type_id], []).append(artifact)
+  return outputs
+
+
+def run_outputs(store, run_id: str) -> Dict[str, List]:
+  """Output artifacts (MLMD protos) of one pipeline run, by type name."""
+  run = store.get_context_by_type_and_name('pipeline_run', run_id)
+  if run is None:
+    raise configs.ConfigError(f'no pipeline run {run_id!r}')
+  return _outputs(store, store.get_executions_by_context(run.id))
 
 
 def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
@@ -157,12 +188,7 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
         seconds=max(0.0, (end - previous_end) / 1000)))
     previous_end = max(previous_end, end)
 
-  outputs = {}
-  events = store.get_events_by_execution_ids([e.id for e in executions])
-  artifact_ids = [ev.artifact_id for ev in events if ev.type in _OUTPUT_EVENTS]
-  types = {t.id: t.name for t in store.get_artifact_types()}
-  for artifact in store.get_artifacts_by_id(artifact_ids):
-    outputs.setdefault(types[artifact.type_id], []).append(artifact)
+  outputs = _outputs(store, executions)
 
   def first(type_name):
     return outputs.get(type_name, [None])[0]
