@@ -246,9 +246,11 @@ def plot_deltas(c: Comparison) -> str:
 def plot_confusion_difference(c: Comparison) -> str:
   """Confusion matrix of B minus that of A (counts)."""
   diff = np.array(c.paired.confusion_b) - np.array(c.paired.confusion_a)
+  # Colour says better/worse: more on the diagonal is good, more off it bad.
+  goodness = np.where(np.eye(len(diff), dtype=bool), diff, -diff)
   fig, ax = plt.subplots(figsize=(8, 7))
   limit = max(1, int(np.abs(diff).max()))
-  ax.imshow(diff, cmap='RdBu', vmin=-limit, vmax=limit)
+  ax.imshow(goodness, cmap='RdBu', vmin=-limit, vmax=limit)
   ticks = range(features.NUM_CLASSES)
   ax.set_xticks(ticks, features.CLASS_NAMES, rotation=45, ha='right')
   ax.set_yticks(ticks, features.CLASS_NAMES)
@@ -258,7 +260,8 @@ def plot_confusion_difference(c: Comparison) -> str:
     for j in ticks:
       if diff[i, j]:
         ax.text(j, i, f'{diff[i, j]:+d}', ha='center', va='center', fontsize=8)
-  ax.set_title('Confusion matrix B minus A (diagonal +: B right more often)')
+  ax.set_title('Confusion matrix B minus A (counts; blue: better for B, '
+               'red: worse)', fontsize=10)
   fig.tight_layout()
   return _png(fig)
 
