@@ -170,6 +170,29 @@ def compare(cfg: CompareConfig) -> Comparison:
                     paired=result, holm_p=dict(enumerate(holm)))
 
 
+def evaluation_uris(cfg: configs.PipelineConfig) -> List[str]:
+  """TFMA output directories of the evaluated runs, oldest first (for
+  notebooks: `tfma.load_eval_result(uri, model_name='baseline')`, ...)."""
+  store = summary_lib.open_store(cfg)
+  found = [_evaluation(store, r) for r in summary_lib.run_ids(store)]
+  uris = []
+  for f in found:
+    if f and f[0] not in uris:
+      uris.append(f[0])
+  return uris
+
+
+def eval_results(cfg: configs.PipelineConfig) -> list:
+  """The candidate's `tfma.EvalResult` of each evaluated run, oldest first:
+  what `tfma.view.render_time_series` takes (via `tfma.make_eval_results`)."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=g-import-not-at-top
+  results = []
+  for uri in evaluation_uris(cfg):
+    name = 'candidate' if 'candidate' in _model_locations(uri) else None
+    results.append(tfma.load_eval_result(uri, model_name=name))
+  return results
+
+
 def _ci(i: paired.Interval, signed=False) -> str:
   return paired.interval_text(i, signed)
 
