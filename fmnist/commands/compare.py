@@ -6,7 +6,7 @@ from pipeline import configs
 
 def register(sub) -> None:
   p = sub.add_parser(
-      'compare', help='compare two evaluated models (paired test, 95% CIs, '
+      'compare', help='compare two evaluated models (paired test, 95%% CIs, '
                       'HTML)',
       description='A and B are run ids (their candidate model and TFMA '
                   'EvalResult) or SavedModel directories. Default: the newest '
