@@ -27,6 +27,7 @@ from models import features
 from pipeline import configs
 from pipeline import paired
 from pipeline import predictions
+from pipeline import report
 from pipeline import summary as summary_lib
 from pipeline.errors import UserError
 
@@ -274,11 +275,7 @@ def plot_confusion_difference(c: Comparison) -> str:
   fig, ax = plt.subplots(figsize=(8, 7))
   limit = max(1, int(np.abs(diff).max()))
   ax.imshow(goodness, cmap='RdBu', vmin=-limit, vmax=limit)
-  ticks = range(features.NUM_CLASSES)
-  ax.set_xticks(ticks, features.CLASS_NAMES, rotation=45, ha='right')
-  ax.set_yticks(ticks, features.CLASS_NAMES)
-  ax.set_xlabel('predicted')
-  ax.set_ylabel('actual')
+  ticks = report.label_class_axes(ax)
   for i in ticks:
     for j in ticks:
       if diff[i, j]:
