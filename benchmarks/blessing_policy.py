@@ -6,8 +6,8 @@ the real training data, several seeds per recipe, and predicts the official
 test images (all 10,000, and nested subsets to show how test size matters):
 - same recipe, different seeds, same data: a policy that blocks the candidate
   is WRONGLY BLOCKING (the recipe did not get worse);
-- degraded candidates against a normal baseline: fewer epochs, half the data,
-  one class dropped from training. A policy that blesses them WRONGLY PUSHES.
+- degraded candidates against a normal baseline: 1 epoch, one epoch less,
+  3/4 or half of the data, one class dropped from training. A policy that blesses them WRONGLY PUSHES.
 Every ordered pair (baseline, candidate) of distinct models is one decision.
 Policies are compared side by side on the same predictions.
 
@@ -39,6 +39,8 @@ POLICIES = {
     'McNemar a=0.05 (new default)': paired.BlessingPolicy(0.0, 0.0, 0.05),
     'McNemar a=0.01': paired.BlessingPolicy(0.0, 0.0, 0.01),
     'McNemar a=0.05 & drop > 0.5 pt': paired.BlessingPolicy(0.0, 0.005, 0.05),
+    'drop > 1 pt': paired.BlessingPolicy(0.0, 0.01, 1.0),
+    'McNemar a=0.05 & drop > 1 pt': paired.BlessingPolicy(0.0, 0.01, 0.05),
 }
 SMALL = dict(conv_filters=(16, 32), convs_per_block=1, dense_units=64,
              rotation_degrees=0.0, shift_fraction=0.0, shear_fraction=0.0,
@@ -111,6 +113,11 @@ def main():
   recipes = {
       'normal': lambda s: _train(x, labels, xt, args.epochs, s),
       'fewer epochs (1)': lambda s: _train(x, labels, xt, 1, s),
+      f'one epoch less ({args.epochs - 1})': lambda s: _train(
+          x, labels, xt, args.epochs - 1, s),
+      '3/4 of the data': lambda s: _train(x[:3 * len(x) // 4],
+                                          labels[:3 * len(x) // 4], xt,
+                                          args.epochs, s),
       'half the data': lambda s: _train(x[:half], labels[:half], xt,
                                         args.epochs, s),
       f'class {features.CLASS_NAMES[args.drop_class]} dropped':
@@ -137,7 +144,7 @@ def main():
     print(f'--- {n_test} test images: share of (baseline, candidate) pairs '
           'BLOCKED')
     header = f'  {"policy":<32} {"same recipe":>11}' + ''.join(
-        f' {k[:18]:>18}' for k in recipes if k != 'normal')
+        f' {k[:16]:>16}' for k in recipes if k != 'normal')
     print(header + '   (same recipe = wrong block; others = 1 - wrong push)')
     for name in POLICIES:
       row = {}
@@ -149,7 +156,7 @@ def main():
           continue
         blocked, _ = _rates(preds['normal'], preds[recipe], test_y, subset)
         row[recipe] = blocked[name]
-        line += f' {blocked[name]:18.2f}'
+        line += f' {blocked[name]:16.2f}'
       print(line)
       results['rates'].setdefault(str(n_test), {})[name] = row
     print(f'  ({pairs} same-recipe pairs)\n')
