@@ -7,7 +7,8 @@ test images (all 10,000, and nested subsets to show how test size matters):
 - same recipe, different seeds, same data: a policy that blocks the candidate
   is WRONGLY BLOCKING (the recipe did not get worse);
 - degraded candidates against a normal baseline: 1 epoch, one epoch less,
-  3/4 or half of the data, one class dropped from training. A policy that blesses them WRONGLY PUSHES.
+  3/4 or half of the data, one class dropped from training. A policy that
+  blesses them WRONGLY PUSHES.
 Every ordered pair (baseline, candidate) of distinct models is one decision.
 Policies are compared side by side on the same predictions.
 

@@ -60,8 +60,8 @@ def add_pipeline_knobs(p) -> None:
                  help='test accuracy a model needs to be blessed')
   p.add_argument('--max-accuracy-drop', type=float, default=None,
                  help='block a candidate worse than the latest blessed model '
-                      'by more than this (and significantly, see '
-                      '--blessing-alpha)')
+                      'by more than this accuracy (default 0.01) and '
+                      'significantly (see --blessing-alpha)')
   p.add_argument('--blessing-alpha', type=float, default=None,
                  help='significance level of the paired test (McNemar exact) '
                       'a drop must reach to block the candidate (default '

@@ -160,7 +160,7 @@ class BlessingPolicy:
     change threshold; `max_accuracy_drop=1` never blocks on the baseline.
   """
   min_accuracy: float = 0.90
-  max_accuracy_drop: float = 0.0
+  max_accuracy_drop: float = 0.01
   alpha: float = 0.05
 
   def worse(self, test: PairedTest) -> bool:
@@ -195,11 +195,14 @@ class BlessingPolicy:
                        f'{self.max_accuracy_drop:.4f} and p < alpha '
                        f'{self.alpha:g}')
       elif test.delta < -self.max_accuracy_drop - 1e-12:
-        reasons.append(f'{versus}; lower, but not significantly '
+        reasons.append(f'{versus}; lower by more than '
+                       f'{self.max_accuracy_drop:.4f}, but not significantly '
                        f'(p >= alpha {self.alpha:g}): within noise')
-      else:
-        reasons.append(f'{versus}; not worse by more than '
+      elif test.delta < 0:
+        reasons.append(f'{versus}; lower, but within the allowed drop of '
                        f'{self.max_accuracy_drop:.4f}')
+      else:
+        reasons.append(f'{versus}; not worse')
     verdict = 'BLESSED' if blessed else 'NOT blessed'
     return Decision(blessed=blessed, reason=f'{verdict}: ' + '; '.join(reasons),
                     numbers=numbers)

@@ -86,19 +86,25 @@ def test_clearly_worse_model_is_blocked_and_the_reason_names_the_test():
 
 def test_a_drop_within_noise_passes_and_a_bare_threshold_would_block_it():
   t = _test(10_000, 60, 50)   # 0.1 points lower: sampling noise
-  assert paired.BlessingPolicy(min_accuracy=0.5).decide(0.94, t).blessed
-  assert 'within noise' in paired.BlessingPolicy(
-      min_accuracy=0.5).decide(0.94, t).reason
-  assert not paired.BlessingPolicy(min_accuracy=0.5, alpha=1.0).decide(
+  assert paired.BlessingPolicy(min_accuracy=0.5, max_accuracy_drop=0.0).decide(
       0.94, t).blessed
+  assert 'within noise' in paired.BlessingPolicy(
+      min_accuracy=0.5, max_accuracy_drop=0.0).decide(0.94, t).reason
+  assert 'within the allowed drop of 0.0100' in paired.BlessingPolicy(
+      min_accuracy=0.5).decide(0.94, t).reason
+  assert not paired.BlessingPolicy(min_accuracy=0.5, max_accuracy_drop=0.0,
+                                   alpha=1.0).decide(0.94, t).blessed
 
 
 def test_margin_allows_a_significant_but_small_drop():
   t = _test(10_000, 200, 100)   # 1 point lower, significant
   assert t.p_value < 0.001
-  assert not paired.BlessingPolicy(min_accuracy=0.5).decide(0.94, t).blessed
+  assert not paired.BlessingPolicy(min_accuracy=0.5, max_accuracy_drop=0.0
+                                   ).decide(0.94, t).blessed
   assert paired.BlessingPolicy(min_accuracy=0.5, max_accuracy_drop=0.015
                                ).decide(0.94, t).blessed
+  # The default margin (1 point) is what retrained seeds of one recipe reach.
+  assert paired.BlessingPolicy(min_accuracy=0.5).decide(0.94, t).blessed
 
 
 def test_value_bar_still_applies_without_a_baseline():
