@@ -37,11 +37,11 @@ from pipeline import paired
 POLICIES = {
     'bare drop > 0 (old)': paired.BlessingPolicy(0.0, 0.0, 1.0),
     'drop > 0.5 pt': paired.BlessingPolicy(0.0, 0.005, 1.0),
-    'McNemar a=0.05 (new default)': paired.BlessingPolicy(0.0, 0.0, 0.05),
+    'McNemar a=0.05': paired.BlessingPolicy(0.0, 0.0, 0.05),
     'McNemar a=0.01': paired.BlessingPolicy(0.0, 0.0, 0.01),
     'McNemar a=0.05 & drop > 0.5 pt': paired.BlessingPolicy(0.0, 0.005, 0.05),
     'drop > 1 pt': paired.BlessingPolicy(0.0, 0.01, 1.0),
-    'McNemar a=0.05 & drop > 1 pt': paired.BlessingPolicy(0.0, 0.01, 0.05),
+    'McNemar a=0.05 & drop > 1 pt (default)': paired.BlessingPolicy(0.0, 0.01, 0.05),
 }
 SMALL = dict(conv_filters=(16, 32), convs_per_block=1, dense_units=64,
              rotation_degrees=0.0, shift_fraction=0.0, shear_fraction=0.0,
