@@ -330,6 +330,15 @@ def _cls(e: paired.Estimate) -> str:
           else '')
 
 
+def _tfma_class_cells(c: Comparison, k: int) -> str:
+  """Per-class F1 and precision from both EvalResults (no intervals)."""
+  if not (c.a.metrics and c.b.metrics):
+    return ''
+  a, b = c.a.metrics.per_class[k], c.b.metrics.per_class[k]
+  return ''.join(f'<td>{v:.4f}</td>' for v in (
+      a['f1_score'], b['f1_score'], a['precision'], b['precision']))
+
+
 def write_html(c: Comparison, out_dir: str) -> str:
   """The comparison page with embedded PNGs; returns its path."""
   tf.io.gfile.makedirs(out_dir)
@@ -357,7 +366,10 @@ def write_html(c: Comparison, out_dir: str) -> str:
         f'<td>{s.accuracy_a:.4f}</td><td>{s.accuracy_b:.4f}</td>'
         f'<td class="{_cls(e)}">{s.delta:+.4f} {_ci(e.delta, True)}</td>'
         f'<td>{s.only_b_right}</td><td>{s.only_a_right}</td>'
-        f'<td>{s.p_value:.3g}</td><td>{c.holm_p[k]:.3g}</td></tr>')
+        f'<td>{s.p_value:.3g}</td><td>{c.holm_p[k]:.3g}</td>'
+        f'{_tfma_class_cells(c, k)}</tr>')
+  tfma_head = ('<th>F1 A (TFMA)</th><th>F1 B (TFMA)</th><th>precision A</th>'
+               '<th>precision B</th>' if c.a.metrics and c.b.metrics else '')
   page = f'''<!doctype html><html><head><meta charset="utf-8">
 <title>A vs B</title><style>{_STYLE}</style></head><body>
 <h1>Comparison on {t.n} test images</h1>
@@ -374,7 +386,8 @@ Evaluator's own numbers (each on its run's test split).</p>
 <h2>Per class (accuracy within the true class = recall)</h2>
 <img src="data:image/png;base64,{plot_deltas(c)}" alt="per-class deltas">
 <table><tr><th>class</th><th>n</th><th>A</th><th>B</th><th>B - A [95 % CI]</th>
-<th>B+</th><th>A+</th><th>p</th><th>Holm p</th></tr>{"".join(per_class)}</table>
+<th>B+</th><th>A+</th><th>p</th><th>Holm p</th>{tfma_head}</tr>
+{"".join(per_class)}</table>
 <h2>Confusion-matrix difference</h2>
 <img src="data:image/png;base64,{plot_confusion_difference(c)}"
  alt="confusion difference">
