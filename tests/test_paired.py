@@ -123,3 +123,9 @@ def test_compare_without_runs_is_a_user_error(tmp_path, capsys):
   assert err.startswith('error: no pipeline metadata') and 'Traceback' not in err
   assert cli.main(['compare', '--home', str(tmp_path), '--resamples', '5']) == 2
   assert '--resamples' in capsys.readouterr().err
+
+
+def test_bad_blessing_alpha_is_a_usage_error(tmp_path, capsys):
+  assert cli.main(['pipeline', 'run', '--home', str(tmp_path),
+                   '--blessing-alpha', '0']) == 2
+  assert capsys.readouterr().err == 'error: --blessing-alpha must be in (0, 1]\n'
