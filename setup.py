@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     'tf-keras==2.16.0',
     'apache-beam[gcp]==2.59.0',
     'matplotlib',  # PNG reports
+    'statsmodels',  # McNemar's exact test for comparisons and blessing
 ]
 EXTRAS = {
     # Vertex AI Pipelines: compile with KubeflowV2DagRunner, submit with aiplatform.

@@ -59,7 +59,13 @@ def add_pipeline_knobs(p) -> None:
   p.add_argument('--min-accuracy', type=float, default=None,
                  help='test accuracy a model needs to be blessed')
   p.add_argument('--max-accuracy-drop', type=float, default=None,
-                 help='allowed accuracy drop vs. the latest blessed model')
+                 help='block a candidate worse than the latest blessed model '
+                      'by more than this accuracy (default 0.01) and '
+                      'significantly (see --blessing-alpha)')
+  p.add_argument('--blessing-alpha', type=float, default=None,
+                 help='significance level of the paired test (McNemar exact) '
+                      'a drop must reach to block the candidate (default '
+                      '0.05; 1 = block on any drop beyond the margin)')
   p.add_argument('--no-cache', action='store_true',
                  help='rerun every component even if its inputs are unchanged')
   p.add_argument('--model-param', action='append', default=[],
@@ -105,6 +111,10 @@ def pipeline_config(args) -> configs.PipelineConfig:
     overrides['min_accuracy'] = args.min_accuracy
   if args.max_accuracy_drop is not None:
     overrides['max_accuracy_drop'] = args.max_accuracy_drop
+  if getattr(args, 'blessing_alpha', None) is not None:
+    if not 0 < args.blessing_alpha <= 1:
+      raise UsageError('--blessing-alpha must be in (0, 1]')
+    overrides['blessing_alpha'] = args.blessing_alpha
   if args.no_cache:
     overrides['enable_cache'] = False
   return configs.PipelineConfig.from_home(

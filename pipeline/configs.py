@@ -33,8 +33,14 @@ class PipelineConfig:
   serving_dir: str          # the Pusher's base directory (TF Serving layout)
   metadata_path: Optional[str] = None  # SQLite MLMD (local runs)
   model: ModelConfig = ModelConfig()
-  min_accuracy: float = 0.90      # Evaluator's value threshold
-  max_accuracy_drop: float = 0.0  # allowed drop vs. the latest blessed model
+  min_accuracy: float = 0.90      # Blessing's value threshold
+  # Blessing vs. the latest blessed model (paired.BlessingPolicy): block when
+  # the candidate is worse by more than this margin AND McNemar's exact test
+  # on the same test images gives p < blessing_alpha. Chosen from
+  # benchmarks/blessing_policy.py (docs/compare.md): retrained seeds of one
+  # recipe differ by up to ~1 point, so a smaller margin blocks them.
+  max_accuracy_drop: float = 0.01
+  blessing_alpha: float = 0.05
   enable_cache: bool = True
   beam_pipeline_args: Tuple[str, ...] = ('--direct_num_workers=1',)
   # A pipeline.vertex_config.VertexConfig when compiled for Vertex AI; None

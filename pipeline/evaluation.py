@@ -1,8 +1,11 @@
 """TFMA configuration: what 'good enough to push' means.
 
-Metrics on the official test split, overall and per true class; the candidate
-is blessed only if its accuracy clears an absolute bar AND does not fall below
-the latest blessed model's accuracy by more than the allowed drop.
+Metrics on the official test split, overall and per true class, of the
+candidate and (when there is one) the latest blessed model. The EvalConfig
+carries no thresholds: the blessing is decided on evidence by the `Blessing`
+step after the Evaluator (`blessing.py`, `paired.BlessingPolicy`), which reads
+this EvalResult and tests the candidate against the baseline on the same
+test images.
 """
 
 import tensorflow_model_analysis as tfma
@@ -13,15 +16,8 @@ from models import signatures
 ACCURACY = 'sparse_categorical_accuracy'
 
 
-def make_eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.EvalConfig:
-  """EvalConfig with a value threshold and a change threshold on accuracy."""
-  accuracy_threshold = tfma.MetricThreshold(
-      value_threshold=tfma.GenericValueThreshold(
-          lower_bound={'value': min_accuracy}),
-      # Ignored when there is no baseline yet (the first blessed model).
-      change_threshold=tfma.GenericChangeThreshold(
-          direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-          absolute={'value': -max_accuracy_drop - 1e-10}))
+def make_eval_config() -> tfma.EvalConfig:
+  """What TFMA computes for the candidate and the baseline (no thresholds)."""
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(
           signature_name='examples',
@@ -35,13 +31,7 @@ def make_eval_config(min_accuracy: float, max_accuracy_drop: float) -> tfma.Eval
       metrics_specs=[
           tfma.MetricsSpec(metrics=[
               tfma.MetricConfig(class_name='ExampleCount'),
-              # Thresholds on the overall slice only: a class slice is
-              # reported, not gated.
-              tfma.MetricConfig(
-                  class_name='SparseCategoricalAccuracy',
-                  per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-                      slicing_specs=[tfma.SlicingSpec()],
-                      threshold=accuracy_threshold)]),
+              tfma.MetricConfig(class_name='SparseCategoricalAccuracy'),
               tfma.MetricConfig(class_name='SparseCategoricalCrossentropy'),
               tfma.MetricConfig(class_name='ExpectedCalibrationError',
                                 module='pipeline.calibration'),

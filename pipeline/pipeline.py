@@ -1,7 +1,8 @@
 """The one pipeline definition, shared by every runner.
 
 ExampleGen -> StatisticsGen -> ImportSchemaGen (+ SchemaGen to diff against)
--> ExampleValidator -> DataGate -> Transform -> Trainer -> Evaluator -> Pusher.
+-> ExampleValidator -> DataGate -> Transform -> Trainer -> Evaluator -> Blessing
+-> Pusher.
 """
 
 from typing import List
@@ -13,6 +14,7 @@ from tfx.types import standard_artifacts
 
 from models import features
 from models import trainer as trainer_lib
+from pipeline import blessing as blessing_lib
 from pipeline import configs
 from pipeline import data_gate
 from pipeline import evaluation
@@ -117,11 +119,20 @@ def create_components(cfg: configs.PipelineConfig) -> List:
       baseline_model=model_resolver.outputs['model'],
       schema=schema_importer.outputs['schema'],
       example_splits=[features.TEST_SPLIT],
-      eval_config=evaluation.make_eval_config(cfg.min_accuracy,
-                                              cfg.max_accuracy_drop))
+      eval_config=evaluation.make_eval_config())
+  # The blessing the Pusher and LatestBlessedModel use: value bar + paired
+  # test against the baseline on the same test images (docs/compare.md).
+  blessing = blessing_lib.Blessing(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model'],
+      evaluation=evaluator.outputs['evaluation'],
+      baseline_model=model_resolver.outputs['model'],
+      min_accuracy=cfg.min_accuracy,
+      max_accuracy_drop=cfg.max_accuracy_drop,
+      alpha=cfg.blessing_alpha).with_id('Blessing')
   pusher = tfx.components.Pusher(
       model=trainer.outputs['model'],
-      model_blessing=evaluator.outputs['blessing'],
+      model_blessing=blessing.outputs['blessing'],
       push_destination=tfx.proto.PushDestination(
           filesystem=tfx.proto.PushDestination.Filesystem(
               base_directory=cfg.serving_dir)),
@@ -130,13 +141,13 @@ def create_components(cfg: configs.PipelineConfig) -> List:
 
   components = [example_gen, statistics_gen, schema_importer, schema_gen,
                 example_validator, baseline, gate, transform, trainer,
-                model_resolver, evaluator, pusher]
+                model_resolver, evaluator, blessing, pusher]
   endpoint_config = (cfg.vertex.endpoint_pusher_custom_config()
                      if cfg.vertex is not None else None)
   if endpoint_config:
     components.append(tfx.extensions.google_cloud_ai_platform.Pusher(
         model=trainer.outputs['model'],
-        model_blessing=evaluator.outputs['blessing'],
+        model_blessing=blessing.outputs['blessing'],
         custom_config=endpoint_config).with_id('EndpointPusher'))
   return components
 

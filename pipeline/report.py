@@ -28,17 +28,23 @@ def _fmt(value: Optional[float], digits: int = 4) -> str:
   return '' if value is None else f'{value:.{digits}f}'
 
 
+def label_class_axes(ax) -> range:
+  """Class names on the axes of an [actual][predicted] matrix plot."""
+  ticks = range(features.NUM_CLASSES)
+  ax.set_xticks(ticks, features.CLASS_NAMES, rotation=45, ha='right')
+  ax.set_yticks(ticks, features.CLASS_NAMES)
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('actual')
+  return ticks
+
+
 def plot_confusion(confusion: List[List[float]], path: str) -> None:
   """Row-normalized confusion matrix with counts, as a PNG."""
   fig, ax = plt.subplots(figsize=(8, 7))
   rows = [sum(r) or 1.0 for r in confusion]
   normalized = [[v / rows[i] for v in r] for i, r in enumerate(confusion)]
   ax.imshow(normalized, cmap='Blues', vmin=0, vmax=1)
-  ticks = range(features.NUM_CLASSES)
-  ax.set_xticks(ticks, features.CLASS_NAMES, rotation=45, ha='right')
-  ax.set_yticks(ticks, features.CLASS_NAMES)
-  ax.set_xlabel('predicted')
-  ax.set_ylabel('actual')
+  ticks = label_class_axes(ax)
   for i in ticks:
     for j in ticks:
       if confusion[i][j]:

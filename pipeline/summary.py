@@ -61,6 +61,8 @@ class RunSummary:
   pushed_to: Optional[str]   # the version directory, if this run pushed
   # Trainer's per-epoch metrics (`history.json`), {} if nothing was trained.
   history: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
+  # Why the Blessing step blessed or blocked the model (which test, numbers).
+  blessing_reason: Optional[str] = None
 
   @property
   def epochs(self) -> int:
@@ -92,9 +94,17 @@ def class_metrics(confusion: List[List[float]]) -> Dict[int, Dict[str, float]]:
           for c in range(len(confusion))}
 
 
-def load_eval_metrics(uri: str) -> EvalMetrics:
-  """Reads a TFMA output directory into plain numbers."""
-  result = tfma.load_eval_result(uri)
+def load_eval_metrics(uri: str, model_name: Optional[str] = None) -> EvalMetrics:
+  """Reads a TFMA output directory (one model of it) into plain numbers.
+
+  Default: the candidate when TFMA also evaluated a baseline (its plots are
+  keyed by model name, so an unnamed load would have no confusion matrix).
+  """
+  if model_name is None:
+    from tensorflow_model_analysis.writers import eval_config_writer  # pylint: disable=g-import-not-at-top
+    locations = eval_config_writer.load_eval_run(uri)[3]
+    model_name = 'candidate' if 'candidate' in locations else None
+  result = tfma.load_eval_result(uri, model_name=model_name)
   slices = dict(result.slicing_metrics)
   overall_m = slices[()]['']
   overall = {
@@ -115,9 +125,13 @@ def load_eval_metrics(uri: str) -> EvalMetrics:
   for k in ('precision', 'recall', 'f1_score'):
     overall[f'macro_{k}'] = (sum(m[k] for m in per_class.values()) /
                              len(per_class))
+  try:
+    passed = tfma.load_validation_result(uri).validation_ok
+  except (IOError, ValueError, tf.errors.OpError):
+    passed = True  # no thresholds in the EvalConfig: nothing was validated
   return EvalMetrics(
       uri=uri, overall=overall, per_class=per_class, confusion=confusion,
-      passed_thresholds=tfma.load_validation_result(uri).validation_ok)
+      passed_thresholds=passed)
 
 
 def _node_id(store, execution_id: int) -> str:
@@ -131,6 +145,25 @@ def run_ids(store) -> List[str]:
   """Pipeline run ids, oldest first."""
   runs = store.get_contexts_by_type('pipeline_run')
   return [c.name for c in sorted(runs, key=lambda c: c.create_time_since_epoch)]
+
+
+def _outputs(store, executions) -> Dict[str, List]:
+  """Output artifacts of `executions` by artifact type name."""
+  outputs = {}
+  events = store.get_events_by_execution_ids([e.id for e in executions])
+  artifact_ids = [ev.artifact_id for ev in events if ev.type in _OUTPUT_EVENTS]
+  types = {t.id: t.name for t in store.get_artifact_types()}
+  for artifact in store.get_artifacts_by_id(artifact_ids):
+    outputs.setdefault(types[artifact.type_id], []).append(artifact)
+  return outputs
+
+
+def run_outputs(store, run_id: str) -> Dict[str, List]:
+  """Output artifacts (MLMD protos) of one pipeline run, by type name."""
+  run = store.get_context_by_type_and_name('pipeline_run', run_id)
+  if run is None:
+    raise configs.ConfigError(f'no pipeline run {run_id!r}')
+  return _outputs(store, store.get_executions_by_context(run.id))
 
 
 def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
@@ -155,19 +188,17 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
         seconds=max(0.0, (end - previous_end) / 1000)))
     previous_end = max(previous_end, end)
 
-  outputs = {}
-  events = store.get_events_by_execution_ids([e.id for e in executions])
-  artifact_ids = [ev.artifact_id for ev in events if ev.type in _OUTPUT_EVENTS]
-  types = {t.id: t.name for t in store.get_artifact_types()}
-  for artifact in store.get_artifacts_by_id(artifact_ids):
-    outputs.setdefault(types[artifact.type_id], []).append(artifact)
+  outputs = _outputs(store, executions)
 
   def first(type_name):
     return outputs.get(type_name, [None])[0]
 
   examples = first('Examples')
   evaluation_artifact = first('ModelEvaluation')
-  blessing = first('ModelBlessing')
+  # The Blessing step's output; the Evaluator's own (threshold-free) blessing
+  # has no `blessed` property.
+  blessing = next((b for b in outputs.get('ModelBlessing', [])
+                   if 'blessed' in b.custom_properties), None)
   pushed = first('PushedModel')
   model_run = first('ModelRun')
   history = {}
@@ -192,7 +223,10 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
       blessed=(None if blessing is None else
                blessing.custom_properties['blessed'].int_value == 1),
       pushed_to=pushed_to,
-      history=history)
+      history=history,
+      blessing_reason=(blessing.custom_properties['reason'].string_value
+                       if blessing is not None and
+                       'reason' in blessing.custom_properties else None))
 
 
 def format_summary(s: RunSummary) -> str:
@@ -227,7 +261,9 @@ def format_summary(s: RunSummary) -> str:
                    f'{m.get("f1_score", float("nan")):7.4f}')
   else:
     lines.append('  no evaluation in this run')
-  if s.blessed is not None:
+  if s.blessing_reason:
+    lines.append(f'  {s.blessing_reason}')
+  elif s.blessed is not None:
     lines.append(f'  model {"BLESSED" if s.blessed else "NOT blessed"} by the '
                  'Evaluator thresholds')
   lines.append(f'  pushed to {s.pushed_to}' if s.pushed_to

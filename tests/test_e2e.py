@@ -28,7 +28,7 @@ SOURCE = configs.DEFAULT_SOURCE_DIR
 # these tests are about the pipeline, not the architecture (test_model.py).
 PIPELINE_ARGS = ['--epochs', '1', '--model-param', 'convs_per_block=1',
                  '--min-accuracy', '0.3', '--max-accuracy-drop', '1.0']
-TRAINING_NODES = {'Transform', 'Trainer', 'Evaluator', 'Pusher'}
+TRAINING_NODES = {'Transform', 'Trainer', 'Evaluator', 'Blessing', 'Pusher'}
 ALL_NODES = {'CuratedSchema', 'ImportExampleGen', 'StatisticsGen',
              'InferredSchema', 'ExampleValidator', 'PreviousAcceptedSpan',
              'DataGate', 'LatestBlessedModel'} | TRAINING_NODES
@@ -106,8 +106,15 @@ def test_rerun_with_unchanged_inputs_is_cached(home, capsys):
   assert _run(home, capsys)[0] == 0
   states, _ = _states(home)
   assert {n for n, s in states.items() if s == 'ran'} - resolvers == {
-      'Evaluator', 'Pusher'}
+      'Evaluator', 'Blessing', 'Pusher'}
   assert pusher.pushed_versions(base) == before
+  # The model against itself (its own baseline) on the same images: blessed,
+  # and the summary says by which test and numbers.
+  _, s = _states(home)
+  assert s.blessed
+  assert s.blessing_reason.startswith('BLESSED')
+  assert ('McNemar exact p=1 on 500 paired images (0 only the candidate got '
+          'right, 0 only the baseline)') in s.blessing_reason
   # Now nothing changed at all: every component is cached.
   assert _run(home, capsys)[0] == 0
   states, _ = _states(home)
@@ -218,3 +225,64 @@ def test_monitor_finds_the_served_models_training_statistics(home, capsys):
               if d[0].isdigit()]
   with open(os.path.join(home, 'monitoring', stamp, 'summary.json')) as f:
     assert json.load(f)['baseline']['span'] == span
+
+
+def test_compare_two_real_evaluated_runs(home, capsys):
+  """The newest run's candidate against its baseline, on the same images."""
+  cfg = configs.PipelineConfig.from_home(home)
+  store = summary.open_store(cfg)
+  newest = [summary.summarize(cfg, r, store) for r in summary.run_ids(store)
+            if summary.summarize(cfg, r, store).metrics][-1]
+  assert cli.main(['compare', '--home', home, '--resamples', '500']) == 0
+  out = capsys.readouterr().out
+  assert out.startswith(f'A: baseline of run {newest.run_id}\nB: run '
+                        f'{newest.run_id}')
+  # B's accuracy from the recomputed predictions is TFMA's.
+  line = next(l for l in out.splitlines() if l.strip().startswith('accuracy '))
+  assert float(line.split()[2]) == pytest.approx(
+      newest.metrics.overall['accuracy'], abs=1e-4)
+  assert 'McNemar p' in out and 'Holm p' in out
+  for name in features.CLASS_NAMES:
+    assert name in out
+  page = out.strip().splitlines()[-1]
+  assert page == os.path.join(home, 'reports', 'compare', 'index.html')
+  with open(page) as f:
+    text = f.read()
+  assert text.count('data:image/png;base64,') >= 2
+  assert 'Confusion-matrix difference' in text and 'prediction changed' in text
+
+  assert cli.main(['compare', 'no-such-run', 'nor-this', '--home', home]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: 'no-such-run' is neither") and 'Traceback' not in err
+
+
+def test_clearly_worse_model_is_blocked_with_the_reason(home, capsys):
+  """An untrained candidate (learning rate 0) against the blessed baseline:
+  above the (zero) value bar, but the default policy (worse by more than 1
+  point and McNemar p < 0.05) blocks it; nothing is pushed."""
+  base = os.path.join(home, 'serving_model')
+  before = pusher.pushed_versions(base)
+  status = cli.main(['pipeline', 'run', '--home', home, '--epochs', '1',
+                     '--model-param', 'convs_per_block=1', '--model-param',
+                     'learning_rate=0.0', '--min-accuracy', '0.0'])
+  out = capsys.readouterr().out
+  assert status == 0
+  _, s = _states(home)
+  assert s.blessed is False and s.pushed_to is None
+  assert s.blessing_reason.startswith('NOT blessed')
+  assert 'WORSE than the baseline' in s.blessing_reason
+  assert 'McNemar exact p=' in s.blessing_reason
+  assert s.blessing_reason in out
+  assert pusher.pushed_versions(base) == before
+
+
+def test_notebook_snippet_in_docs_opens_the_runs_in_tfma_views(home):
+  """docs/compare.md's snippet runs as written against the real runs."""
+  import re
+  with open(os.path.join(configs.REPO_ROOT, 'docs', 'compare.md')) as f:
+    (snippet,) = re.findall(r'```python\n(.*?)```', f.read(), re.S)
+  scope = {'HOME': home}
+  exec(compile(snippet, 'docs/compare.md', 'exec'), scope)  # pylint: disable=exec-used
+  assert len(scope['view'].data) == features.NUM_CLASSES  # one row per label
+  assert len(scope['baseline_view'].data) == features.NUM_CLASSES
+  assert len(scope['series'].data) == len(scope['uris']) >= 2

@@ -15,7 +15,7 @@ EXPECTED_TASKS = {
     'ImportExampleGen', 'StatisticsGen', 'CuratedSchema', 'InferredSchema',
     'ExampleValidator', 'PreviousAcceptedSpan', 'DataGate', 'Transform',
     'Trainer', 'LatestBlessedModel-model-blessing-resolver',
-    'LatestBlessedModel-model-resolver', 'Evaluator', 'Pusher'}
+    'LatestBlessedModel-model-resolver', 'Evaluator', 'Blessing', 'Pusher'}
 # task -> upstream tasks it must wait for (data edges and the DataGate gate).
 EXPECTED_EDGES = {
     'StatisticsGen': {'ImportExampleGen', 'CuratedSchema'},
@@ -26,7 +26,10 @@ EXPECTED_EDGES = {
     'Trainer': {'Transform', 'CuratedSchema'},
     'Evaluator': {'ImportExampleGen', 'Trainer', 'CuratedSchema',
                   'LatestBlessedModel-model-resolver'},
-    'Pusher': {'Trainer', 'Evaluator'},
+    # The blessing on evidence (pipeline/blessing.py) decides the push.
+    'Blessing': {'ImportExampleGen', 'Trainer', 'Evaluator',
+                 'LatestBlessedModel-model-resolver'},
+    'Pusher': {'Trainer', 'Blessing'},
 }
 
 
@@ -87,7 +90,7 @@ def test_every_executor_runs_the_configured_image(spec):
   containers = {k: v['container'] for k, v in executors.items()
                 if 'container' in v}
   resolvers = {k for k, v in executors.items() if 'resolver' in v}
-  assert len(containers) == 10 and len(resolvers) == 3
+  assert len(containers) == 11 and len(resolvers) == 3
   assert len(containers) + len(resolvers) == len(executors)
   for label, container in containers.items():
     assert container['image'] == IMAGE, label
@@ -193,7 +196,7 @@ def test_gpu_and_endpoint(spec_gpu_endpoint):
   tasks = _tasks(spec)
   assert set(tasks) == EXPECTED_TASKS | {'EndpointPusher'}
   assert set(tasks['EndpointPusher']['dependentTasks']) == {'Trainer',
-                                                            'Evaluator'}
+                                                            'Blessing'}
   assert _executor(spec, 'EndpointPusher')['container']['args'][1] == (
       'tfx.extensions.google_cloud_ai_platform.pusher.executor.Executor')
   push = json.loads(_param(spec, 'EndpointPusher', 'custom_config'))
