@@ -88,6 +88,11 @@ class _Service:
       return await handler()
     except errors.ServingError as e:
       err = e
+    except StarletteHTTPException as e:
+      # Starlette's own client errors raised inside a route (e.g. a multipart
+      # form with too many fields or files) keep their 4xx status.
+      err = errors.ServingError(str(e.detail), kind='http')
+      err.status = e.status_code
     except Exception:  # pylint: disable=broad-except
       _log.exception('request %s failed', request_id)
       err = errors.ServingError(
@@ -103,6 +108,11 @@ class _Service:
     body = await request.body()
     try:
       return jsonio.loads(body)
+    except RecursionError:
+      # json.loads recurses once per nesting level; orjson stops at 1024.
+      raise errors.InvalidInput(
+          'malformed JSON: nested too deeply (a predict body needs at most '
+          '4 levels)', kind='malformed_json') from None
     except (ValueError, UnicodeDecodeError) as e:
       detail = (f'{e.msg} at line {e.lineno} column {e.colno}'
                 if isinstance(e, json.JSONDecodeError) else str(e))
