@@ -14,7 +14,7 @@ import os
 import re
 import struct
 import zlib
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -49,17 +49,44 @@ class IngestConfig:
   seed: int = 42
 
 
+_GZIP_MAGIC = b'\x1f\x8b'
+
+
 def _read_file(path: str) -> bytes:
+  """The file's IDX bytes, gunzipped if the file is gzip (by content, not name)."""
   if not tf.io.gfile.exists(path):
     raise IngestError(f'{path}: file not found')
   with tf.io.gfile.GFile(path, 'rb') as f:
     raw = f.read()
-  if path.endswith('.gz'):
+  if raw[:2] == _GZIP_MAGIC:
     try:
       raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
       raise IngestError(f'{path}: not a valid gzip file ({e})') from None
   return raw
+
+
+def _name_variants(name: str) -> List[str]:
+  """The names one IDX file is distributed under: gzipped or not, and with
+  `-idx3-` or `.idx3-` (the original site vs. copies such as Kaggle's)."""
+  stem = name[:-len('.gz')] if name.endswith('.gz') else name
+  stems = [stem] + [v for v in (stem.replace('-idx', '.idx'),) if v != stem]
+  return [n for st in stems for n in (st + '.gz', st)]
+
+
+def find_idx_file(source_dir: str, name: str) -> str:
+  """The path of `name` in `source_dir`, compressed or not.
+
+  Many copies of Fashion-MNIST are kept uncompressed; the error lists every
+  name that was looked for, so a user sees what to rename.
+  """
+  candidates = [os.path.join(source_dir, n) for n in _name_variants(name)]
+  for path in candidates:
+    if tf.io.gfile.exists(path):
+      return path
+  raise IngestError(f'{os.path.join(source_dir, name)}: file not found; '
+                    f'looked for {", ".join(os.path.basename(c) for c in candidates)} '
+                    f'in {source_dir}')
 
 
 def read_idx_images(path: str) -> np.ndarray:
@@ -100,7 +127,7 @@ def read_idx_pair(source_dir: str, files: Tuple[str, str],
                   offset: int = 0, limit: Optional[int] = None
                   ) -> Tuple[np.ndarray, np.ndarray]:
   """Reads matching image and label files, optionally a slice of them."""
-  images_path, labels_path = (os.path.join(source_dir, f) for f in files)
+  images_path, labels_path = (find_idx_file(source_dir, f) for f in files)
   images = read_idx_images(images_path)
   labels = read_idx_labels(labels_path)
   if len(images) != len(labels):

@@ -127,3 +127,25 @@ def test_uncompressed_idx_is_read_too(tmp_path):
              np.array([1, 2, 3], np.uint8), gz=False)
   images, labels = ingest.read_idx_pair(src, ('a', 'b'))
   assert images.shape == (3, 28, 28) and labels.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize('names', [
+    ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),  # gunzipped
+    ('train-images.idx3-ubyte', 'train-labels.idx1-ubyte'),  # Kaggle's names
+    ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),  # not gzip
+])
+def test_uncompressed_copies_under_their_usual_names(tmp_path, names):
+  src = str(tmp_path / 'src')
+  _write_idx(src, names, np.full((3, 28, 28), 7, np.uint8),
+             np.array([4, 5, 6], np.uint8), gz=False)
+  images, labels = ingest.read_idx_pair(src, ingest.TRAIN_FILES)
+  assert images.shape == (3, 28, 28) and images.max() == 7
+  assert labels.tolist() == [4, 5, 6]
+
+
+def test_missing_source_names_every_file_looked_for(tmp_path):
+  with pytest.raises(ingest.IngestError) as e:
+    ingest.read_idx_pair(str(tmp_path), ingest.TEST_FILES)
+  for name in ('t10k-images-idx3-ubyte.gz', 't10k-images-idx3-ubyte',
+               't10k-images.idx3-ubyte'):
+    assert name in str(e.value)
