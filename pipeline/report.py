@@ -82,16 +82,10 @@ def _runs_table(summaries: List[summary_lib.RunSummary]) -> str:
           '<th>pushed</th></tr>')
   rows = []
   for s in reversed(summaries):
-    failed = [c.node_id for c in s.components if c.state == 'FAILED']
-    cached = all(c.state == 'cached' for c in s.components
-                 if c.node_id not in ('LatestBlessedModel',
-                                      'PreviousAcceptedSpan'))
-    outcome = (f'failed at {", ".join(failed)}' if failed
-               else 'cached' if cached else 'completed')
     o = s.metrics.overall if s.metrics else {}
     rows.append(
         '<tr>' + ''.join(f'<td>{html.escape(str(v))}</td>' for v in (
-            s.run_id, s.span or '', outcome, f'{s.total_seconds:.0f}',
+            s.run_id, s.span or '', s.outcome, f'{s.total_seconds:.0f}',
             _fmt(o.get('accuracy')), _fmt(o.get('loss')),
             _fmt(o.get('macro_precision')), _fmt(o.get('macro_recall')),
             _fmt(o.get('macro_f1_score')), _fmt(o.get('ece')),

@@ -29,7 +29,13 @@ _STATES = {
     metadata_store_pb2.Execution.FAILED: 'FAILED',
     metadata_store_pb2.Execution.RUNNING: 'running',
     metadata_store_pb2.Execution.CANCELED: 'canceled',
+    metadata_store_pb2.Execution.NEW: 'new',
 }
+# Every finished run records the Pusher (it runs even when it pushes nothing);
+# a run killed between two components has only COMPLETE executions but no Pusher.
+FINAL_NODE = 'Pusher'
+# Components that resolve rather than compute: cached-looking in every run.
+_RESOLVERS = ('LatestBlessedModel', 'PreviousAcceptedSpan')
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT,
                   metadata_store_pb2.Event.DECLARED_OUTPUT)
 
@@ -74,6 +80,32 @@ class RunSummary:
 
   def seconds_of(self, node_id: str) -> float:
     return sum(c.seconds for c in self.components if c.node_id == node_id)
+
+  @property
+  def outcome(self) -> str:
+    """completed, cached, failed at X, or not finished (killed or still running).
+
+    A killed run leaves its current component RUNNING in MLMD (or nothing
+    after its last COMPLETE one), so it must not read as completed.
+    """
+    failed = [c.node_id for c in self.components if c.state == 'FAILED']
+    if failed:
+      return f'failed at {", ".join(failed)}'
+    open_ = [c.node_id for c in self.components
+             if c.state not in ('ran', 'cached')]
+    if open_ or not any(c.node_id == FINAL_NODE for c in self.components):
+      last = open_ or [c.node_id for c in self.components[-1:]]
+      return ('not finished' + (f' (stopped in {", ".join(open_)})' if open_
+                                else f' (nothing after {last[0]})' if last
+                                else ''))
+    if all(c.state == 'cached' for c in self.components
+           if c.node_id not in _RESOLVERS):
+      return 'cached'
+    return 'completed'
+
+  @property
+  def finished(self) -> bool:
+    return self.outcome in ('completed', 'cached')
 
 
 def open_store(cfg: configs.PipelineConfig) -> metadata_store.MetadataStore:
@@ -231,7 +263,8 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
 
 def format_summary(s: RunSummary) -> str:
   """The table `fmnist run` prints at the end."""
-  lines = [f'run {s.run_id}' + (f' (span {s.span})' if s.span else ''), '',
+  lines = [f'run {s.run_id}' + (f' (span {s.span})' if s.span else '')
+           + f': {s.outcome}', '',
            f'  {"component":<22} {"state":<8} {"seconds":>8}']
   for c in s.components:
     lines.append(f'  {c.node_id:<22} {c.state:<8} {c.seconds:8.1f}')

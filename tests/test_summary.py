@@ -15,3 +15,37 @@ def test_class_metrics_from_a_confusion_matrix():
   assert m[1]['precision'] == pytest.approx(9 / 16)
   assert m[1]['f1_score'] == pytest.approx(2 * (9 / 16) * 0.9 / (9 / 16 + 0.9))
   assert m[2] == {'precision': 0.0, 'recall': 0.0, 'f1_score': 0.0, 'count': 5}
+
+
+def _run(*states):
+  nodes = ('ImportExampleGen', 'LatestBlessedModel', 'Trainer', 'Evaluator',
+           'Blessing', 'Pusher')
+  return summary.RunSummary(
+      run_id='r', span=1, metrics=None, blessed=None, pushed_to=None,
+      components=[summary.ComponentRun(n, s, 1.0)
+                  for n, s in zip(nodes, states)])
+
+
+@pytest.mark.parametrize('states, outcome', [
+    (('ran',) * 6, 'completed'),
+    (('cached',) * 6, 'cached'),
+    (('cached', 'ran') + ('cached',) * 4, 'cached'),  # a resolver always runs
+    (('ran', 'ran', 'FAILED'), 'failed at Trainer'),
+    # Killed during Trainer: MLMD keeps its execution RUNNING (issue 13: this
+    # read as "completed" before).
+    (('ran', 'ran', 'running'), 'not finished (stopped in Trainer)'),
+    # Killed between two components: only COMPLETE executions, no Pusher.
+    (('ran', 'ran', 'ran', 'ran'), 'not finished (nothing after Evaluator)'),
+    (('ran',) * 5 + ('canceled',), 'not finished (stopped in Pusher)'),
+])
+def test_a_run_that_did_not_finish_never_reads_completed(states, outcome):
+  s = _run(*states)
+  assert s.outcome == outcome
+  assert s.finished == (outcome in ('completed', 'cached'))
+  assert summary.format_summary(s).splitlines()[0] == f'run r (span 1): {outcome}'
+
+
+def test_every_mlmd_execution_state_has_a_name():
+  from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
+  states = metadata_store_pb2.Execution.State
+  assert {v for k, v in states.items() if k != 'UNKNOWN'} <= set(summary._STATES)
