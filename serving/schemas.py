@@ -88,10 +88,14 @@ def tfserving_predict(max_instances: int) -> Dict[str, Any]:
 
 
 def vertex_predict(max_instances: int) -> Dict[str, Any]:
-  request = {'type': 'object', 'required': ['instances'], 'properties': {
-      'instances': {'type': 'array', 'items': INSTANCE, 'minItems': 1,
-                    'maxItems': max_instances},
-      'parameters': {'type': 'object', 'description': 'accepted, unused'}}}
+  # Like Vertex AI's own endpoint (a Google API rejects unknown JSON fields),
+  # anything beside instances/parameters is a 400.
+  request = {'type': 'object', 'required': ['instances'],
+             'additionalProperties': False, 'properties': {
+                 'instances': {'type': 'array', 'items': INSTANCE,
+                               'minItems': 1, 'maxItems': max_instances},
+                 'parameters': {'type': ['object', 'null'],
+                                'description': 'accepted, unused'}}}
   response = {'type': 'object', 'properties': {
       'predictions': {'type': 'array', 'items': PREDICTION_ROW},
       'deployedModelId': {'type': 'string'}, 'model': {'type': 'string'},
