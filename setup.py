@@ -24,7 +24,7 @@ EXTRAS = {
                 'prometheus-client', 'tensorflow-serving-api==2.16.1',
                 'google-cloud-bigquery', 'httpx', 'orjson',
                 'google-cloud-aiplatform==1.70.0'],
-    'test': ['pytest', 'httpx'],
+    'test': ['pytest', 'httpx', 'schemathesis>=4.30,<5'],
 }
 EXTRAS['all'] = sorted({r for reqs in EXTRAS.values() for r in reqs})
 
