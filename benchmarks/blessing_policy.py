@@ -23,11 +23,11 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import time
 
 import numpy as np
 
+import hardware  # benchmarks/hardware.py
 from models import features
 from models.config import ModelConfig
 from pipeline import configs
@@ -46,24 +46,6 @@ POLICIES = {
 SMALL = dict(conv_filters=(16, 32), convs_per_block=1, dense_units=64,
              rotation_degrees=0.0, shift_fraction=0.0, shear_fraction=0.0,
              zoom_fraction=0.0, horizontal_flip=False, augment_probability=0.0)
-
-
-def _hardware() -> str:
-  cpu = '?'
-  flags = ''
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name') and cpu == '?':
-          cpu = line.split(':', 1)[1].strip()
-        if line.startswith('flags') and not flags:
-          have = line.split()
-          flags = ' '.join(x for x in ('avx2', 'avx512f') if x in have)
-  except OSError:
-    pass
-  onednn = os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default (on)')
-  return (f'{cpu} [{flags}], {os.cpu_count()} cores, oneDNN {onednn}, '
-          f'load {os.getloadavg()[0]:.2f}, {platform.python_version()}')
 
 
 def _train(x, y, x_test, epochs, seed):
@@ -136,7 +118,7 @@ def main():
   seconds = time.time() - start
   rng = np.random.default_rng(0)
   order = rng.permutation(len(test_y))
-  results = {'hardware': _hardware(), 'train_images': args.train,
+  results = {'hardware': hardware.describe(), 'train_images': args.train,
              'epochs': args.epochs, 'seconds': seconds, 'rates': {}}
   print(f'\n{sum(len(v) for v in preds.values())} models in {seconds:.0f} s '
         f'on {results["hardware"]}\n')

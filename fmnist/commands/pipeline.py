@@ -10,6 +10,7 @@ import sys
 import time
 
 from fmnist import options
+from models import runtime
 
 
 def register(sub) -> None:
@@ -34,6 +35,7 @@ def run(args) -> int:
   cfg = options.run_pipeline_config(args)
   if cfg.vertex is not None:
     return submit(cfg)
+  runtime.prefer_onednn(True)  # the Trainer runs in this process
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   from pipeline import summary  # pylint: disable=g-import-not-at-top
   print(summary.format_summary(local_runner.run_local(cfg)))

@@ -5,6 +5,7 @@ prints the run's summary and writes the HTML report.
 """
 
 from fmnist import options
+from models import runtime
 
 
 def register(sub) -> None:
@@ -17,6 +18,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+  runtime.prefer_onednn(True)  # the Trainer runs in this process
   # pylint: disable=g-import-not-at-top
   from pipeline import ingest
   from pipeline import local_runner

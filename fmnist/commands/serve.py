@@ -6,6 +6,7 @@ checks that it can serve and runs it.
 
 import os
 
+from models import runtime
 from pipeline import configs
 from serving import config as cfg_lib
 
@@ -108,6 +109,7 @@ def serving_config(args) -> cfg_lib.ServingConfig:
 
 
 def run(args) -> int:
+  runtime.prefer_onednn(False)  # batch-1 inference is slower with oneDNN
   from serving import server  # pylint: disable=g-import-not-at-top
   config = serving_config(args)
   server.check(config, args.host, args.port)

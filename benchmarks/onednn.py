@@ -1,0 +1,151 @@
+"""oneDNN on vs. off for training and for serving, side by side in one run.
+
+  .venv/bin/python benchmarks/onednn.py [--steps 12]
+
+TF_ENABLE_ONEDNN_OPTS only takes effect before TensorFlow is imported, so
+each setting runs in its own process: oneDNN off, on, and on with
+ONEDNN_MAX_CPU_ISA=AVX2 (how oneDNN behaves on an AVX2-only CPU such as the
+2-core AMD EPYC of issue 10, where TF 2.16 leaves it off by default). Each
+process times, on in-memory random data:
+- a training step (batch 128, augmentation on) of the default CNN and of the
+  one-conv-per-block variant, as ms/step and images/s, and as a fraction of
+  the machine's FP32 peak (FLOPs counted from the layer shapes; a training
+  step is ~3x the forward FLOPs; peak = cores x MHz x 32 FLOP/cycle, two
+  256-bit FMA pipes, which is also what Zen 4 does with AVX-512);
+- inference of the default CNN at batch 1 and batch 64, what the proxy runs.
+Why it matters: `fmnist pipeline run` / `fmnist run` turn oneDNN on for their
+process (the Trainer runs in it) and `fmnist serve` turns it off, unless the
+variable is already set (see models/runtime.py).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import hardware  # benchmarks/hardware.py
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = {
+    'oneDNN off': {'TF_ENABLE_ONEDNN_OPTS': '0'},
+    'oneDNN on': {'TF_ENABLE_ONEDNN_OPTS': '1'},
+    'oneDNN on, AVX2 only': {'TF_ENABLE_ONEDNN_OPTS': '1',
+                             'ONEDNN_MAX_CPU_ISA': 'AVX2'},
+}
+
+
+def forward_flops(model) -> int:
+  """Multiply-adds x 2 of the conv and dense layers, per image."""
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  flops = 0
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.Conv2D):
+      _, h, w, c_out = layer.output.shape
+      kh, kw = layer.kernel_size
+      flops += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
+    elif isinstance(layer, keras.layers.Dense):
+      flops += 2 * layer.input.shape[-1] * layer.units
+  return flops
+
+
+def peak_flops() -> float:
+  """Cores x current MHz x 32 FP32 FLOP/cycle."""
+  mhz = []
+  with open('/proc/cpuinfo') as f:
+    for line in f:
+      if line.startswith('cpu MHz'):
+        mhz.append(float(line.split(':')[1]))
+  return os.cpu_count() * (max(mhz) if mhz else 2000.0) * 1e6 * 32
+
+
+def child(steps: int) -> dict:
+  """Runs in a process with the setting's environment."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, REPO)
+  from models import model as model_lib  # pylint: disable=g-import-not-at-top
+  from models.config import ModelConfig  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  out = {'mkl_enabled': bool(_pywrap_util_port.IsMklEnabled())}
+  for name, params in (('default CNN', {}),
+                       ('1 conv per block', {'convs_per_block': 1})):
+    m = model_lib.build_model(ModelConfig(**params))
+    x = rng.normal(size=(128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    for _ in range(3):
+      m.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+      m.train_on_batch(x, y)
+    step = (time.perf_counter() - start) / steps
+    flops = forward_flops(m)
+    out[f'train {name}'] = {'ms_per_step': step * 1000,
+                            'images_per_s': 128 / step,
+                            'peak_fraction': 3 * flops * 128 / step /
+                                             peak_flops(),
+                            'forward_mflops_per_image': flops / 1e6}
+    if name == 'default CNN':
+      predict = tf.function(lambda t, m=m: m(t, training=False))
+      for batch, calls in ((1, 200), (64, 30)):
+        t = tf.constant(rng.normal(size=(batch, 784)).astype(np.float32))
+        for _ in range(5):
+          predict(t)
+        start = time.perf_counter()
+        for _ in range(calls):
+          predict(t).numpy()
+        out[f'infer batch {batch} ms'] = (time.perf_counter() - start
+                                          ) / calls * 1000
+  return out
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  p.add_argument('--steps', type=int, default=12)
+  p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+  p.add_argument('--output', default=os.path.join(REPO, 'benchmarks',
+                                                  'results', 'onednn.json'))
+  args = p.parse_args(argv)
+  if args.child:
+    print('RESULT ' + json.dumps(child(args.steps)))
+    return 0
+  print(f'hardware: {hardware.describe()}', flush=True)
+  results = {}
+  for name, env in SETTINGS.items():
+    print(f'{name} ...', flush=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, '--child', '--steps', str(args.steps)],
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **env),
+        capture_output=True, text=True, check=True)
+    line = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')][0]
+    results[name] = json.loads(line[len('RESULT '):])
+  off = results['oneDNN off']
+  print(f'\n{"":22} {"MKL":>4} {"train ms/step":>14} {"img/s":>7} '
+        f'{"peak %":>7} {"1conv ms":>9} {"infer b1 ms":>12} {"b64 ms":>7}')
+  for name, r in results.items():
+    d, s = r['train default CNN'], r['train 1 conv per block']
+    print(f'{name:22} {str(r["mkl_enabled"]):>4} {d["ms_per_step"]:14.0f} '
+          f'{d["images_per_s"]:7.0f} {100 * d["peak_fraction"]:6.1f}% '
+          f'{s["ms_per_step"]:9.0f} {r["infer batch 1 ms"]:12.2f} '
+          f'{r["infer batch 64 ms"]:7.1f}')
+  for name, r in results.items():
+    if r is not off:
+      print(f'{name} / off: training x'
+            f'{off["train default CNN"]["ms_per_step"] / r["train default CNN"]["ms_per_step"]:.2f} '
+            f'faster, batch-1 inference x'
+            f'{r["infer batch 1 ms"] / off["infer batch 1 ms"]:.2f} the time')
+  print(f'default CNN: {off["train default CNN"]["forward_mflops_per_image"]:.0f}'
+        f' MFLOP forward per image; FP32 peak assumed '
+        f'{peak_flops() / 1e9:.0f} GFLOP/s')
+  results['hardware'] = hardware.describe()
+  os.makedirs(os.path.dirname(args.output), exist_ok=True)
+  with open(args.output, 'w') as f:
+    json.dump(results, f, indent=1)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
