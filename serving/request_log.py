@@ -10,7 +10,10 @@ Sinks:
 - `JsonlSink`: one JSON line per served image in
   `requests-<utc>-<pid>-<n>.jsonl`; the file being written ends in
   `.inprogress` and is renamed when it rotates (by size or age) or the server
-  stops, so a monitor reading `*.jsonl` only sees complete files.
+  stops, so a monitor reading `*.jsonl` only sees complete files. A server
+  killed without a chance to rename (SIGKILL, out of memory) leaves its file
+  `.inprogress`; the next server on the directory finishes it
+  (`recover_abandoned`), so those rows still reach the monitor.
 - `BigQuerySink`: one row per request in the schema Vertex AI's
   request-response logging uses (`bigquery_schema.json`).
 """
@@ -24,6 +27,7 @@ import logging
 import os
 import queue
 import random
+import re
 import threading
 import time
 from typing import Dict, List, Optional
@@ -97,10 +101,55 @@ class Sink(abc.ABC):
     """Flushes and releases the sink."""
 
 
+_INPROGRESS = re.compile(r'requests-.*-(\d+)-\d+\.jsonl\.inprogress$')
+_OPENED_HERE = set()  # in-progress files this process is writing
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def recover_abandoned(directory: str) -> int:
+  """Finishes in-progress files whose writer is gone; returns rows kept.
+
+  The writer's pid is in the name. A file is abandoned when that process is
+  not running, or when it is this process but not a file it opened (a
+  restarted container often gets the same pid). Complete lines are kept and
+  a torn last line is cut, so the file reads like any rotated one.
+  """
+  rows = 0
+  if not os.path.isdir(directory):
+    return rows
+  for name in sorted(os.listdir(directory)):
+    match = _INPROGRESS.match(name)
+    path = os.path.join(directory, name)
+    if not match or path in _OPENED_HERE:
+      continue
+    pid = int(match.group(1))
+    if pid != os.getpid() and _alive(pid):
+      continue
+    with open(path, 'rb+') as f:
+      data = f.read()
+      keep = data.rfind(b'\n') + 1
+      f.truncate(keep)
+    rows += data[:keep].count(b'\n')
+    os.replace(path, path[:-len('.inprogress')])
+    _log.warning('request log: finished %s left by a stopped server '
+                 '(%d rows kept)', name, data[:keep].count(b'\n'))
+  return rows
+
+
 class JsonlSink(Sink):
   """Rotating JSONL files in a local directory."""
 
   def __init__(self, directory: str, max_bytes: int, max_seconds: float):
+    recover_abandoned(directory)
     self._dir = directory
     self._max_bytes = max_bytes
     self._max_seconds = max_seconds
@@ -120,12 +169,14 @@ class JsonlSink(Sink):
     self._path = os.path.join(
         self._dir, f'requests-{stamp}-{os.getpid()}-{self._seq}.jsonl')
     self._file = open(self._path + '.inprogress', 'a', encoding='utf-8')
+    _OPENED_HERE.add(self._path + '.inprogress')
     self._opened_at = time.monotonic()
 
   def _finish(self) -> None:
     if self._file is not None:
       self._file.close()
       os.replace(self._path + '.inprogress', self._path)
+      _OPENED_HERE.discard(self._path + '.inprogress')
       self._file = None
 
   def write(self, rows: List[Dict]) -> None:

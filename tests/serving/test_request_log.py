@@ -2,7 +2,10 @@
 
 import glob
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -134,3 +137,38 @@ def test_a_down_sink_never_fails_a_prediction(model_home, tmp_path, images):
       assert time.perf_counter() - start < 0.5
   assert _value(m, 'fmnist_request_log_dropped_total', reason='sink_error') == 6
   assert _value(m, 'fmnist_request_log_written_total') == 0
+
+
+def test_files_left_by_a_killed_server_are_finished_by_the_next(tmp_path):
+  """A SIGKILLed server cannot rename its file; its rows must still count."""
+  gone = subprocess.Popen([sys.executable, '-c', 'pass'])
+  gone.wait()
+  running = subprocess.Popen([sys.executable, '-c',
+                              'import time; time.sleep(60)'])
+  row = json.dumps({'class_id': 3}) + '\n'
+  killed = tmp_path / f'requests-20261204T010203-{gone.pid}-1.jsonl.inprogress'
+  killed.write_text(row * 2 + '{"class_id": 3, "pix')  # torn last line
+  # A restarted container often has the same pid as the server before it.
+  earlier_me = tmp_path / f'requests-20261204T010203-{os.getpid()}-7.jsonl.inprogress'
+  earlier_me.write_text(row)
+  live = tmp_path / f'requests-20261204T010203-{running.pid}-1.jsonl.inprogress'
+  live.write_text(row)
+  try:
+    logger = request_log.RequestLogger(
+        request_log.JsonlSink(str(tmp_path), 1 << 30, 3600), sample_rate=1.0,
+        queue_size=10, metrics=metrics_lib.Metrics())
+    logger.start()
+    logger.log(_served(1))
+    assert live.exists()  # still being written by a live server
+    logger.close()
+  finally:
+    running.kill()
+    running.wait()
+  recovered = tmp_path / killed.name.replace('.inprogress', '')
+  assert recovered.read_text() == row * 2
+  assert (tmp_path / earlier_me.name.replace('.inprogress', '')).exists()
+  assert not killed.exists() and not earlier_me.exists()
+  # Every complete row is readable; ours is finished as usual.
+  rows = [json.loads(l) for f in glob.glob(str(tmp_path / '*.jsonl'))
+          for l in open(f)]
+  assert len(rows) == 4
