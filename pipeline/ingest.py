@@ -179,12 +179,31 @@ def write_split(images: np.ndarray, labels: np.ndarray, split_dir: str,
       w.close()
 
 
+def _check(cfg: IngestConfig) -> None:
+  """Slices that mean something: a negative limit or offset would silently
+  select another part of the data (Python slicing counts from the end)."""
+  for name in ('train_limit', 'test_limit'):
+    value = getattr(cfg, name)
+    if value is not None and value < 1:
+      raise IngestError(f'{name.replace("_", "-")} must be at least 1, got '
+                        f'{value}')
+  for name in ('train_offset', 'test_offset'):
+    if getattr(cfg, name) < 0:
+      raise IngestError(f'{name.replace("_", "-")} must be 0 or more, got '
+                        f'{getattr(cfg, name)}')
+  if cfg.span is not None and cfg.span < 0:
+    raise IngestError(f'span must be 0 or more, got {cfg.span}')
+  if not 0 < cfg.eval_fraction < 1:
+    raise IngestError(f'eval fraction must be in (0, 1), got {cfg.eval_fraction}')
+
+
 def ingest(cfg: IngestConfig) -> str:
   """Writes one span from the IDX files; returns its directory.
 
   The span is written under a temporary name and renamed at the end, so
   ExampleGen never picks up a half-written span.
   """
+  _check(cfg)
   train_x, train_y = read_idx_pair(cfg.source_dir, TRAIN_FILES,
                                    cfg.train_offset, cfg.train_limit)
   test_x, test_y = read_idx_pair(cfg.source_dir, TEST_FILES,
@@ -192,8 +211,6 @@ def ingest(cfg: IngestConfig) -> str:
   if len(train_x) == 0 or len(test_x) == 0:
     raise IngestError(f'nothing to ingest: {len(train_x)} train and '
                       f'{len(test_x)} test images selected')
-  if not 0 < cfg.eval_fraction < 1:
-    raise IngestError(f'eval fraction must be in (0, 1), got {cfg.eval_fraction}')
 
   spans = existing_spans(cfg.output_dir)
   span = cfg.span if cfg.span is not None else (spans[-1] + 1 if spans else 1)

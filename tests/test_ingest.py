@@ -121,6 +121,23 @@ def test_empty_selection_writes_nothing(tmp_path):
   assert not os.path.exists(out) or ingest.existing_spans(out) == []
 
 
+@pytest.mark.parametrize('kwargs,message', [
+    ({'train_limit': -5}, 'train-limit must be at least 1, got -5'),
+    ({'test_limit': 0}, 'test-limit must be at least 1'),
+    ({'train_offset': -100}, 'train-offset must be 0 or more'),
+    ({'span': -1}, 'span must be 0 or more'),
+    ({'eval_fraction': 1.5}, r'eval fraction must be in \(0, 1\)'),
+])
+def test_meaningless_slices_are_refused_before_reading(tmp_path, kwargs,
+                                                       message):
+  # A negative limit once ingested the whole dataset (Python slicing).
+  out = str(tmp_path / 'data')
+  with pytest.raises(ingest.IngestError, match=message):
+    ingest.ingest(ingest.IngestConfig(source_dir=str(tmp_path / 'none'),
+                                      output_dir=out, **kwargs))
+  assert not os.path.exists(out)
+
+
 def test_uncompressed_idx_is_read_too(tmp_path):
   src = str(tmp_path / 'src')
   _write_idx(src, ('a', 'b'), np.ones((3, 28, 28), np.uint8),
