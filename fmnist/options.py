@@ -84,12 +84,15 @@ def model_config(args) -> ModelConfig:
     if key not in values:
       raise UsageError(f'--model-param: unknown key {key!r}; known: '
                        f'{", ".join(sorted(values))}')
+    default = values[key]
+    if isinstance(default, str):  # e.g. lr_schedule=cosine
+      values[key] = text
+      continue
     try:
       value = json.loads(text)
     except json.JSONDecodeError:
       raise UsageError(f'--model-param {pair!r}: the value must be a JSON '
                        'number, boolean or list') from None
-    default = values[key]
     if (isinstance(default, bool) != isinstance(value, bool) or
         isinstance(default, list) != isinstance(value, list) or
         (isinstance(default, int) and not isinstance(value, int)) or
@@ -101,7 +104,10 @@ def model_config(args) -> ModelConfig:
     values['epochs'] = args.epochs
   if values['epochs'] < 1:
     raise UsageError('--epochs must be at least 1')
-  return ModelConfig.from_dict(values)
+  try:
+    return ModelConfig.from_dict(values)
+  except ValueError as e:
+    raise UsageError(f'--model-param: {e}') from None
 
 
 def pipeline_config(args) -> configs.PipelineConfig:

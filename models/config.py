@@ -4,6 +4,9 @@ import dataclasses
 from typing import Any, Dict, Tuple
 
 
+LR_SCHEDULES = ('plateau', 'cosine')
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Architecture, optimizer, regularization, augmentation and training knobs.
@@ -28,15 +31,29 @@ class ModelConfig:
   horizontal_flip: bool = True
   # Share of images that get the affine transform (flip is separate).
   augment_probability: float = 0.3
+  # Share of images with one random rectangle blanked (0: off).
+  erasing_probability: float = 0.0
   # Training loop.
   epochs: int = 30
   batch_size: int = 128
   early_stopping_patience: int = 6
+  # 'plateau': halve the LR when validation loss stalls (the seeds'
+  # recipe); 'cosine': a planned schedule, linear warm-up for
+  # `warmup_epochs`, then cosine decay to `min_learning_rate` at `epochs`.
+  lr_schedule: str = 'plateau'
+  warmup_epochs: int = 1
   lr_reduce_patience: int = 2
   lr_reduce_factor: float = 0.5
   min_learning_rate: float = 1e-5
   shuffle_buffer: int = 10_000
   seed: int = 42
+
+  def __post_init__(self):
+    if self.lr_schedule not in LR_SCHEDULES:
+      raise ValueError(f'lr_schedule must be one of {LR_SCHEDULES}, got '
+                       f'{self.lr_schedule!r}')
+    if not 0 <= self.erasing_probability <= 1:
+      raise ValueError('erasing_probability must be in [0, 1]')
 
   def to_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)

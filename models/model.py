@@ -1,9 +1,12 @@
 """The CNN: conv 32 -> 64 -> 128 with BatchNorm, dense 512, softmax over 10 classes."""
 
+import math
+
 import tf_keras as keras
 
 from models import features
 from models.augmentation import RandomAffine
+from models.augmentation import RandomErasing
 from models.config import ModelConfig
 
 
@@ -20,6 +23,8 @@ def build_model(cfg: ModelConfig) -> keras.Model:
                    cfg.zoom_fraction, cfg.horizontal_flip,
                    probability=cfg.augment_probability, seed=cfg.seed,
                    name='augment')(x)
+  if cfg.erasing_probability > 0:
+    x = RandomErasing(cfg.erasing_probability, seed=cfg.seed, name='erase')(x)
   for filters in cfg.conv_filters:
     for _ in range(cfg.convs_per_block):
       x = keras.layers.Conv2D(filters, 3, padding='same', use_bias=False)(x)
@@ -44,13 +49,29 @@ def build_model(cfg: ModelConfig) -> keras.Model:
   return model
 
 
+def cosine_learning_rate(cfg: ModelConfig, epoch: int) -> float:
+  """The 'cosine' schedule's LR for a 0-based epoch: warm-up, then decay."""
+  if epoch < cfg.warmup_epochs:
+    return cfg.learning_rate * (epoch + 1) / (cfg.warmup_epochs + 1)
+  span = max(1, cfg.epochs - cfg.warmup_epochs - 1)
+  progress = min(1.0, (epoch - cfg.warmup_epochs) / span)
+  return cfg.min_learning_rate + 0.5 * (
+      cfg.learning_rate - cfg.min_learning_rate) * (1 + math.cos(
+          math.pi * progress))
+
+
 def training_callbacks(cfg: ModelConfig, log_dir: str):
-  """LR reduction on plateau, early stopping on validation loss, TensorBoard."""
+  """The LR schedule, early stopping on validation loss, TensorBoard."""
+  if cfg.lr_schedule == 'cosine':
+    schedule = keras.callbacks.LearningRateScheduler(
+        lambda epoch, _: cosine_learning_rate(cfg, epoch))
+  else:
+    schedule = keras.callbacks.ReduceLROnPlateau(
+        monitor='val_loss', factor=cfg.lr_reduce_factor,
+        patience=cfg.lr_reduce_patience, min_lr=cfg.min_learning_rate,
+        verbose=1)
   return [
-      keras.callbacks.ReduceLROnPlateau(
-          monitor='val_loss', factor=cfg.lr_reduce_factor,
-          patience=cfg.lr_reduce_patience, min_lr=cfg.min_learning_rate,
-          verbose=1),
+      schedule,
       keras.callbacks.EarlyStopping(
           monitor='val_loss', patience=cfg.early_stopping_patience,
           restore_best_weights=True, verbose=1),

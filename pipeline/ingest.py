@@ -179,6 +179,13 @@ def write_split(images: np.ndarray, labels: np.ndarray, split_dir: str,
       w.close()
 
 
+def holdout(n: int, eval_fraction: float, seed: int):
+  """(train, eval) indices: a seeded permutation holds out the eval share."""
+  order = np.random.default_rng(seed).permutation(n)
+  n_eval = max(1, int(round(n * eval_fraction)))
+  return np.sort(order[n_eval:]), np.sort(order[:n_eval])
+
+
 def _check(cfg: IngestConfig) -> None:
   """Slices that mean something: a negative limit or offset would silently
   select another part of the data (Python slicing counts from the end)."""
@@ -222,10 +229,7 @@ def ingest(cfg: IngestConfig) -> str:
   if tf.io.gfile.exists(tmp_dir):
     tf.io.gfile.rmtree(tmp_dir)
 
-  # A seeded permutation holds out `eval_fraction` of the train images.
-  order = np.random.default_rng(cfg.seed).permutation(len(train_x))
-  n_eval = max(1, int(round(len(train_x) * cfg.eval_fraction)))
-  eval_idx, train_idx = np.sort(order[:n_eval]), np.sort(order[n_eval:])
+  train_idx, eval_idx = holdout(len(train_x), cfg.eval_fraction, cfg.seed)
   parts = {
       features.TRAIN_SPLIT: (train_x[train_idx], train_y[train_idx]),
       features.EVAL_SPLIT: (train_x[eval_idx], train_y[eval_idx]),

@@ -50,10 +50,11 @@ def test_model_params_override_the_config(tmp_path):
   args = cli.build_parser().parse_args([
       'pipeline', 'run', '--home', str(tmp_path), '--epochs', '3',
       '--model-param', 'convs_per_block=1', '--model-param',
-      'conv_filters=[16, 32]', '--model-param', 'learning_rate=0.01'])
+      'conv_filters=[16, 32]', '--model-param', 'learning_rate=0.01',
+      '--model-param', 'lr_schedule=cosine'])
   model = options.pipeline_config(args).model
   assert (model.convs_per_block, model.conv_filters, model.learning_rate,
-          model.epochs) == (1, (16, 32), 0.01, 3)
+          model.epochs, model.lr_schedule) == (1, (16, 32), 0.01, 3, 'cosine')
 
 
 @pytest.mark.parametrize('param, message', [
@@ -62,6 +63,8 @@ def test_model_params_override_the_config(tmp_path):
     ('convs_per_block=two', 'must be a JSON number'),
     ('convs_per_block=1.5', 'is not a int'),
     ('horizontal_flip=1', 'is not a bool'),
+    ('lr_schedule=linear', "lr_schedule must be one of ('plateau', 'cosine')"),
+    ('erasing_probability=2', 'erasing_probability must be in [0, 1]'),
 ])
 def test_bad_model_params_are_named(tmp_path, capsys, param, message):
   assert cli.main(['pipeline', 'run', '--home', str(tmp_path),

@@ -8,6 +8,7 @@ import tf_keras as keras
 from models import features
 from models import model as model_lib
 from models.augmentation import RandomAffine
+from models.augmentation import RandomErasing
 from models.config import ModelConfig
 
 
@@ -35,6 +36,35 @@ def test_callbacks_reduce_lr_and_stop_early():
   cbs = model_lib.training_callbacks(ModelConfig(), '/tmp/logs')
   kinds = {type(c).__name__ for c in cbs}
   assert {'ReduceLROnPlateau', 'EarlyStopping', 'TensorBoard'} <= kinds
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+  cfg = ModelConfig(lr_schedule='cosine', epochs=10, warmup_epochs=1,
+                    learning_rate=1e-3, min_learning_rate=1e-5)
+  lrs = [model_lib.cosine_learning_rate(cfg, e) for e in range(cfg.epochs)]
+  assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3)
+  assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
+  assert lrs[-1] == pytest.approx(1e-5)
+  kinds = {type(c).__name__ for c in model_lib.training_callbacks(cfg, '/tmp')}
+  assert 'LearningRateScheduler' in kinds and 'ReduceLROnPlateau' not in kinds
+
+
+def test_random_erasing_blanks_one_rectangle_in_training_only():
+  layer = RandomErasing(probability=1.0, seed=2)
+  images = tf.ones((16, 28, 28, 1))
+  assert np.array_equal(layer(images, training=False), images)
+  erased = layer(images, training=True).numpy()[..., 0]
+  for image in erased:
+    rows, cols = np.nonzero(image == 0)
+    assert len(rows) > 0
+    # One axis-aligned rectangle: its bounding box is all zeros.
+    box = image[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    assert np.all(box == 0) and len(rows) == box.size
+    assert 0.01 * 784 <= len(rows) <= 0.45 * 784
+  never = RandomErasing(probability=0.0)
+  assert np.array_equal(never(images, training=True), images)
+  model = model_lib.build_model(ModelConfig(erasing_probability=0.5))
+  assert 'erase' in [l.name for l in model.layers]
 
 
 def test_outputs_are_probabilities():

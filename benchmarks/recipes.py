@@ -1,0 +1,99 @@
+"""Training recipes side by side on the eval split (issue 10's ablation).
+
+  .venv/bin/python benchmarks/recipes.py [--epochs 8] [--model-param K=V ...]
+
+Trains each recipe with Keras on the span's own train/eval split of the real
+training set (the same seeded hold-out `fmnist ingest` writes; pixels scaled
+and z-scored as Transform does), in memory, one after another on the same
+machine, and reports validation accuracy (best and last epoch), seconds per
+epoch and images/s. Recipes are chosen here on `eval`, never on `test`; the
+test accuracy of the chosen default comes from the pipeline
+(benchmarks/full_run.py). Results: benchmarks/results/recipes.json.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+import hardware  # benchmarks/hardware.py
+from models import features
+from models.config import ModelConfig
+from pipeline import configs
+from pipeline import ingest
+
+LIGHT = dict(rotation_degrees=0.0, shear_fraction=0.0, zoom_fraction=0.0,
+             shift_fraction=0.1, horizontal_flip=True, augment_probability=1.0)
+RECIPES = {
+    'seeds: affine p=0.3, LR on plateau': {},
+    'shift+flip, cosine': dict(LIGHT, lr_schedule='cosine'),
+    'shift+flip, cosine, erasing 0.5': dict(LIGHT, lr_schedule='cosine',
+                                            erasing_probability=0.5),
+}
+
+
+def _data():
+  x, y = ingest.read_idx_pair(configs.DEFAULT_SOURCE_DIR, ingest.TRAIN_FILES)
+  train, held = ingest.holdout(len(x), ingest.IngestConfig('', '').eval_fraction,
+                               ingest.IngestConfig('', '').seed)
+  x = x.reshape(len(x), features.NUM_PIXELS).astype(np.float32) / 255.0
+  mean, std = x[train].mean(), x[train].std()
+  x = (x - mean) / std
+  return (x[train], y[train]), (x[held], y[held])
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  p.add_argument('--epochs', type=int, default=8)
+  p.add_argument('--model-param', action='append', default=[],
+                 help='KEY=JSON applied to every recipe, e.g. convs_per_block=1')
+  p.add_argument('--only', default=None, help='run only recipes containing this')
+  p.add_argument('--output', default=os.path.join(
+      os.path.dirname(os.path.abspath(__file__)), 'results', 'recipes.json'))
+  args = p.parse_args(argv)
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  from models import model as model_lib  # pylint: disable=g-import-not-at-top
+  common = {k: json.loads(v) for k, v in
+            (pair.split('=', 1) for pair in args.model_param)}
+  (x, y), (xv, yv) = _data()
+  print(f'hardware: {hardware.describe()}; {len(x)} train, {len(xv)} eval '
+        f'images; {args.epochs} epochs; common {common}', flush=True)
+  results = {'hardware': hardware.describe(), 'epochs': args.epochs,
+             'common': common, 'recipes': {}}
+  for name, params in RECIPES.items():
+    if args.only and args.only not in name:
+      continue
+    cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **common, **params,
+                                 'epochs': args.epochs})
+    keras.utils.set_random_seed(cfg.seed)
+    model = model_lib.build_model(cfg)
+    callbacks = [c for c in model_lib.training_callbacks(cfg, '/tmp/recipes-tb')
+                 if not isinstance(c, (keras.callbacks.TensorBoard,
+                                       keras.callbacks.EarlyStopping))]
+    start = time.perf_counter()
+    history = model.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs,
+                        batch_size=cfg.batch_size, callbacks=callbacks,
+                        verbose=2)
+    seconds = time.perf_counter() - start
+    val = history.history['val_sparse_categorical_accuracy']
+    results['recipes'][name] = {
+        'params': params, 'val_accuracy_last': val[-1],
+        'val_accuracy_best': max(val), 'val_accuracy_per_epoch': val,
+        'seconds_per_epoch': seconds / cfg.epochs,
+        'images_per_s': len(x) * cfg.epochs / seconds}
+    print(f'{name}: eval accuracy last {val[-1]:.4f}, best {max(val):.4f}; '
+          f'{seconds / cfg.epochs:.0f} s/epoch', flush=True)
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, 'w') as f:
+      json.dump(results, f, indent=1)
+  print(f'\n{"recipe":40} {"eval last":>9} {"best":>7} {"s/epoch":>8}')
+  for name, r in results['recipes'].items():
+    print(f'{name:40} {r["val_accuracy_last"]:9.4f} '
+          f'{r["val_accuracy_best"]:7.4f} {r["seconds_per_epoch"]:8.0f}')
+  return 0
+
+
+if __name__ == '__main__':
+  raise SystemExit(main())
