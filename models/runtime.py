@@ -25,13 +25,14 @@ def prefer_onednn(enabled: bool) -> str:
   """Sets oneDNN on or off for this process unless the user chose already.
 
   Returns the value in effect. Must run before TensorFlow is imported; if it
-  is imported already the setting cannot change, and this says so.
+  is imported already (a caller in the same process, e.g. a notebook or a
+  test) the setting cannot change: 'unchanged', logged at debug level.
   """
   wanted = '1' if enabled else '0'
   if ONEDNN_ENV in os.environ:
     return os.environ[ONEDNN_ENV]
   if 'tensorflow' in sys.modules:
-    _log.warning('TensorFlow is already imported: %s=%s has no effect',
+    _log.debug('TensorFlow is already imported: %s=%s has no effect',
                  ONEDNN_ENV, wanted)
     return 'unchanged'
   os.environ[ONEDNN_ENV] = wanted
