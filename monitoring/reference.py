@@ -31,11 +31,16 @@ MAX_REFERENCE = 10_000
 _BATCH = 1000
 
 
-def predict(model_dir: str, pixels: np.ndarray) -> np.ndarray:
-  """Class probabilities [N, 10] from a pushed SavedModel's serving_default."""
+def serving_function(model_dir: str):
+  """A pushed SavedModel's serving_default, as the proxy calls it."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.saved_model.load(model_dir).signatures['serving_default']
+
+
+def predict(serve, pixels: np.ndarray) -> np.ndarray:
+  """Class probabilities [N, 10] of grey levels [N, 784] (serving_function)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from models import signatures  # pylint: disable=g-import-not-at-top
-  serve = tf.saved_model.load(model_dir).signatures['serving_default']
   out = [serve(**{signatures.PIXELS_INPUT: tf.constant(
       pixels[i:i + _BATCH].astype(np.float32))})[signatures.PROBABILITIES]
          .numpy() for i in range(0, len(pixels), _BATCH)]
@@ -61,7 +66,8 @@ def eval_pixels(span_dir: str, limit: int = MAX_REFERENCE) -> np.ndarray:
 def compute(model_dir: str, pixels: np.ndarray, model_version: str,
             description: str) -> detectors.Reference:
   return detectors.Reference.from_outputs(
-      pixels, predict(model_dir, pixels), model_version, description)
+      pixels, predict(serving_function(model_dir), pixels), model_version,
+      description)
 
 
 def cache_path(cfg: MonitorConfig, version: str) -> str:
