@@ -227,3 +227,33 @@ def test_monitor_refuses_a_bad_reference_or_alpha(home, monitor, test_images,
   assert err.startswith('error: --reference ') and 'Traceback' not in err
   status, _, err = monitor('--alpha', '1.5')
   assert status == config_lib.EXIT_USAGE and '--alpha 1.5' in err
+
+
+def test_reference_is_computed_from_the_pushed_model_and_cached(
+    home, monitor, test_images, serving_dir):
+  """No --reference: the pushed model (the real export of a small CNN) on the
+  span's eval split, once; the next run reads the cached file."""
+  from pipeline import ingest
+  images, labels = test_images
+  os.makedirs(os.path.join(home, 'serving_model'))
+  os.symlink(os.path.join(serving_dir, '1'),
+             os.path.join(home, 'serving_model', VERSION))
+  ingest.write_split(images[:REF], labels[:REF],
+                     os.path.join(home, 'data', 'span-1', 'eval'), 2, 'eval')
+  write_logs(os.path.join(home, 'request_logs'), images[REF:REF + 600],
+             labels[REF:REF + 600])
+  status, out, err = monitor()
+  assert 'tested: image_features' in out or '[test] image_features' in out
+  cached = os.path.join(home, 'monitoring', 'reference', f'{VERSION}.npz')
+  ref = detectors.Reference.load(cached)
+  assert len(ref) == REF and ref.model_version == VERSION
+  assert ref.description == (f'model {VERSION} on {REF} eval images of span 1, '
+                             'which it did not train on')
+  row_sums = ref.probabilities.sum(axis=1)
+  np.testing.assert_allclose(row_sums, 1.0, atol=1e-4)
+  (summary,) = summaries(home)
+  assert summary['tests']['reference'] == ref.description
+  assert summary['tests']['skipped'] == [], (status, err)
+  mtime = os.path.getmtime(cached)
+  monitor()
+  assert os.path.getmtime(cached) == mtime
