@@ -14,7 +14,7 @@ The model is the newest pushed model under --home if there is one, else a
 small stand-in CNN trained here (benchmarks/power_model.py; cached).
 
   .venv/bin/python benchmarks/monitor_power.py [--sizes 100,200,500,1000] \
-      [--natural 200] [--shifted 20]      # ~3 minutes on 2 cores
+      [--natural 200] [--shifted 40]      # ~4 minutes on 2 cores
 """
 
 import argparse
@@ -162,7 +162,7 @@ def main():
   parser.add_argument('--sizes', default='100,200,500,1000')
   parser.add_argument('--natural', type=int, default=200,
                       help='natural windows per size (false alarms)')
-  parser.add_argument('--shifted', type=int, default=20,
+  parser.add_argument('--shifted', type=int, default=40,
                       help='shifted windows per shift and size')
   parser.add_argument('--alpha', type=float, default=detectors.DEFAULT_ALPHA)
   parser.add_argument('--seed', type=int, default=0)

@@ -135,8 +135,8 @@ def plot_tests(ref: detectors.Reference, pixels: Sequence[Sequence[int]],
   for values, label in ((entropy(ref.probabilities), 'reference'),
                         (entropy(np.asarray(usable)) if usable else [],
                          'served')):
-    axes[1, 1].hist(values, 20, density=True, histtype='step', linewidth=2,
-                    label=label)
+    axes[1, 1].hist(values, np.linspace(0, np.log(features.NUM_CLASSES), 24),
+                    density=True, histtype='step', linewidth=2, label=label)
   axes[1, 1].set_xlabel('entropy of the class probabilities (nats)')
   axes[1, 1].set_title('Model uncertainty')
   axes[1, 1].legend()
