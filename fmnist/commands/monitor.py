@@ -3,7 +3,8 @@
 Prints one verdict line and the anomalies, writes HOME/monitoring/<stamp>/,
 optionally POSTs an alert and starts a retraining run. Exit codes: 0 healthy,
 3 unhealthy (schema anomalies, skew, drift or a statistical test's alarm), 4
-unhealthy and the retraining run failed, 2 nothing could be monitored (the `error:` line says why).
+unhealthy and the retraining run failed, 2 nothing could be monitored (the
+`error:` line says why).
 """
 
 import datetime
