@@ -122,10 +122,13 @@ class Reference:
                           description=np.array(self.description))
 
   @classmethod
-  def load(cls, path: str) -> 'Reference':
-    """Raises ValueError if `path` is not a saved reference."""
+  def load(cls, path: str, source=None) -> 'Reference':
+    """From `path` (or the open binary file `source`, named `path`).
+
+    Raises ValueError if it is not a saved reference.
+    """
     try:
-      with np.load(path, allow_pickle=False) as z:
+      with np.load(source or path, allow_pickle=False) as z:
         return cls(probabilities=z['probabilities'].astype(np.float64),
                    image_features=z['image_features'],
                    mean_image=z['mean_image'],

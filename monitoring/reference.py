@@ -5,13 +5,15 @@ held-out data the model never trained on: the `eval` split of the span it was
 trained on (`HOME/data/span-N/eval`), predicted by the pushed SavedModel
 (`HOME/serving_model/<version>`, its `serving_default` signature, as the
 proxy calls it). Computed once per model version and cached as
-`OUTPUT_ROOT/reference/<version>.npz`; `--reference PATH` gives one instead
+`OUTPUT_ROOT/reference/<version>.npz`; `--reference PATH` (local or gs://)
+gives one instead
 (e.g. on Cloud Run, where neither directory exists).
 
 Without a reference the TFDV checks still run and the report says which
 tests were skipped and why.
 """
 
+import io
 import os
 from typing import Optional, Tuple
 
@@ -70,6 +72,20 @@ def compute(model_dir: str, pixels: np.ndarray, model_version: str,
       description)
 
 
+def _load_given(path: str) -> detectors.Reference:
+  """`--reference`: a local or gs:// file (read whole: it is small)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      data = io.BytesIO(f.read())
+  except (tf.errors.OpError, OSError) as e:
+    raise MonitorError(f'--reference {path}: cannot read it ({e})') from None
+  try:
+    return detectors.Reference.load(path, data)
+  except ValueError as e:
+    raise MonitorError(f'--reference {e}') from None
+
+
 def cache_path(cfg: MonitorConfig, version: str) -> str:
   return os.path.join(cfg.output_root, REFERENCE_DIR, f'{version}.npz')
 
@@ -82,10 +98,7 @@ def find(cfg: MonitorConfig, base: baseline_lib.Baseline
   a model without the files to compute one is a skip, not an error.
   """
   if cfg.reference:
-    try:
-      return detectors.Reference.load(cfg.reference), ''
-    except ValueError as e:
-      raise MonitorError(f'--reference {e}') from None
+    return _load_given(cfg.reference), ''
   version = base.model_version
   if not version:
     return None, ('no pushed model in MLMD to compute a reference with '

@@ -257,3 +257,13 @@ def test_reference_is_computed_from_the_pushed_model_and_cached(
   mtime = os.path.getmtime(cached)
   monitor()
   assert os.path.getmtime(cached) == mtime
+
+
+def test_monitor_refuses_a_missing_reference_file(home, monitor, test_images,
+                                                  tmp_path):
+  images, labels = test_images
+  write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
+  status, _, err = monitor('--reference', str(tmp_path / 'nowhere.npz'))
+  assert status == config_lib.EXIT_USAGE
+  assert err.startswith(f'error: --reference {tmp_path}/nowhere.npz: cannot '
+                        'read it') and 'Traceback' not in err
