@@ -6,8 +6,7 @@ trained on (`HOME/data/span-N/eval`), predicted by the pushed SavedModel
 (`HOME/serving_model/<version>`, its `serving_default` signature, as the
 proxy calls it). Computed once per model version and cached as
 `OUTPUT_ROOT/reference/<version>.npz`; `--reference PATH` (local or gs://)
-gives one instead
-(e.g. on Cloud Run, where neither directory exists).
+gives one instead (e.g. on Cloud Run, where neither directory exists).
 
 Without a reference the TFDV checks still run and the report says which
 tests were skipped and why.
