@@ -13,6 +13,7 @@ tests were skipped and why.
 """
 
 import io
+import logging
 import os
 from typing import Optional, Tuple
 
@@ -117,10 +118,19 @@ def find(cfg: MonitorConfig, base: baseline_lib.Baseline
   if pixels is None or len(pixels) < detectors.MIN_TEST_INSTANCES:
     return None, (f'no reference for model {version}: no eval split of span '
                   f'{base.span} at {span_dir} (pass --reference)')
-  reference = compute(
-      model_dir, pixels, version,
-      f'model {version} on {len(pixels)} eval images of span {base.span}, '
-      'which it did not train on')
+  try:
+    reference = compute(
+        model_dir, pixels, version,
+        f'model {version} on {len(pixels)} eval images of span {base.span}, '
+        'which it did not train on')
+  except Exception as e:  # pylint: disable=broad-except
+    # A model that cannot answer is reported as a skip; the TFDV checks
+    # still judge the window.
+    logging.warning('computing the reference for model %s failed: %s',
+                    version, e)
+    return None, (f'no reference for model {version}: predicting the eval '
+                  f'split with {model_dir} failed ({type(e).__name__}: '
+                  f'{str(e).splitlines()[0] if str(e) else ""})')
   os.makedirs(os.path.dirname(cached), exist_ok=True)
   tmp = f'{cached}.tmp'
   reference.save(tmp)

@@ -267,3 +267,20 @@ def test_monitor_refuses_a_missing_reference_file(home, monitor, test_images,
   assert status == config_lib.EXIT_USAGE
   assert err.startswith(f'error: --reference {tmp_path}/nowhere.npz: cannot '
                         'read it') and 'Traceback' not in err
+
+
+def test_a_broken_pushed_model_is_a_skip_not_a_traceback(home, monitor,
+                                                         test_images):
+  from pipeline import ingest
+  images, labels = test_images
+  model_dir = os.path.join(home, 'serving_model', VERSION)
+  os.makedirs(model_dir)
+  with open(os.path.join(model_dir, 'saved_model.pb'), 'wb') as f:
+    f.write(b'not a SavedModel')
+  ingest.write_split(images[:100], labels[:100],
+                     os.path.join(home, 'data', 'span-1', 'eval'), 1, 'eval')
+  write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
+  status, out, err = monitor()
+  assert status == config_lib.EXIT_HEALTHY, err
+  assert (f'skipped: bbsd: no reference for model {VERSION}: predicting the '
+          'eval split with ') in out
