@@ -14,7 +14,7 @@ The model is the newest pushed model under --home if there is one, else a
 small stand-in CNN trained here (benchmarks/power_model.py; cached).
 
   .venv/bin/python benchmarks/monitor_power.py [--sizes 100,200,500,1000] \
-      [--natural 200] [--shifted 40]      # ~4 minutes on 2 cores
+      [--natural 200] [--shifted 40]      # ~8 minutes on 2 cores
 """
 
 import argparse
@@ -116,6 +116,34 @@ def on_fraction(shift, fraction):
   return apply
 
 
+def zoom_out(images, rng):
+  """Shrunk to 70 % about the centre (MNIST-C's scale)."""
+  del rng
+  return _affine(images, np.repeat(np.eye(2)[None] / 0.7, len(images), 0))
+
+
+def blur(images, rng):
+  """Gaussian blur, sigma 1 px."""
+  del rng
+  return ndimage.gaussian_filter(images.astype(np.float64), (0, 1, 1))
+
+
+def impulse_noise(images, rng):
+  """Salt and pepper on 3 % of the pixels."""
+  out = images.astype(np.float64).copy()
+  hit = rng.random(images.shape) < 0.03
+  out[hit] = rng.choice([0.0, 255.0], int(hit.sum()))
+  return out
+
+
+def flip(axis):
+  def apply(images, rng):
+    del rng
+    return np.flip(images, axis=axis)
+  apply.__doc__ = ('left-right' if axis == 2 else 'upside-down') + ' flip'
+  return apply
+
+
 SHIFTS = {
     'rotation +-15-23 deg': rotate,
     'translation +-3 px': translate,
@@ -126,6 +154,16 @@ SHIFTS = {
     'FL medium image shift, 100 %': medium_image_shift,
     'FL medium image shift, 50 %': on_fraction(medium_image_shift, 0.5),
     'FL medium image shift, 10 %': on_fraction(medium_image_shift, 0.1),
+    # MNIST-C-like corruptions
+    'brightness +40': lambda x, rng: np.clip(x.astype(np.float64) + 40, 0, 255),
+    'contrast x0.7': lambda x, rng: x * 0.7,
+    'inverted': lambda x, rng: 255.0 - x,
+    'blur sigma 1 px': blur,
+    'impulse noise 3 %': impulse_noise,
+    'zoom out to 70 %': zoom_out,
+    'left-right flip': flip(2),
+    'upside-down flip': flip(1),
+    'inverted, 10 % of the window': on_fraction(lambda x, rng: 255.0 - x, 0.1),
 }
 KNOCK_OUT = 'knock-out: class 0 (T-shirt/top) absent'
 
