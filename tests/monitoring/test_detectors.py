@@ -39,11 +39,8 @@ def data(test_images):
 
 def _run(ref, pixels, probs, alpha=0.05, versions=None):
   probs = np.asarray(probs)
-  return detectors.run(
-      ref, [list(p) for p in pixels],
-      [None if p is None else list(p) for p in probs],
-      [int(np.argmax(p)) for p in probs],
-      versions or [VERSION] * len(pixels), alpha)
+  return detectors.run(ref, pixels, probs, np.argmax(probs, axis=1),
+                       versions or [VERSION] * len(pixels), alpha)
 
 
 def _alarms(tests):
