@@ -282,7 +282,8 @@ def run(reference: Optional[Reference], pixels: Sequence[Sequence[int]],
   raw = []  # (name, statistic name, statistic, p, instances, detail)
   same = np.array([v == reference.model_version for v in versions], bool)
   others = int((~same).sum())
-  note = (f'; {others} instances of other model versions left out'
+  note = (f'; {others} instances of other model versions left out (one '
+          f'reference per run: model {reference.model_version}\'s)'
           if others else '')
 
   ok = same & _usable_probabilities(probabilities)
