@@ -4,6 +4,8 @@
 table on Cloud Run), computes TFDV statistics of the served instances and
 checks them against the curated schema (SERVING environment), the training
 statistics of the served model (skew) and the previous monitoring window
-(drift); it writes a report, alerts and can start a retraining run. See
+(drift); statistical tests with p-values compare the window with the served
+model's outputs and image features on held-out data (monitoring/detectors.py).
+It writes a report, alerts and can start a retraining run. See
 docs/monitoring.md.
 """

@@ -56,15 +56,17 @@ def _instance(logging_time, model_id, request: str,
   pixels = logs.check_pixels(
       _json_object(request, 'request_payload').get('pixels'))
   class_id = None  # no response entry: a missing class, as in JSONL
+  probabilities = None
   if response is not None:
-    class_id = logs.check_class_id(
-        _json_object(response, 'response_payload').get('class_ids'),
-        'class_ids')
+    answer = _json_object(response, 'response_payload')
+    class_id = logs.check_class_id(answer.get('class_ids'), 'class_ids')
+    probabilities = logs.probabilities_of(answer.get('probabilities'))
   if not isinstance(logging_time, datetime.datetime):
     raise ValueError("no valid 'logging_time'")
   return logs.Instance(timestamp=logging_time,
                        model_version='' if model_id is None else str(model_id),
-                       pixels=pixels, class_id=class_id)
+                       pixels=pixels, class_id=class_id,
+                       probabilities=probabilities)
 
 
 def _iso(t: datetime.datetime) -> str:

@@ -34,6 +34,9 @@ PREDICTION_DRIFT_LINF = 0.09
 # The smallest measured window whose natural variation stays clearly below
 # every threshold (at 300 the largest natural drift reached 0.09).
 DEFAULT_MIN_INSTANCES = 500
+# Family-wise false-alarm rate of the statistical tests on natural windows
+# (Holm-corrected; benchmarks/monitor_power.py measures it).
+DEFAULT_ALPHA = 0.05
 
 LOG_DIR_NAME = 'request_logs'
 OUTPUT_DIR_NAME = 'monitoring'
@@ -83,10 +86,21 @@ class MonitorConfig:
   prediction_drift_linf: float = PREDICTION_DRIFT_LINF
   webhook: Optional[str] = None
   webhook_timeout: float = 10.0
+  # The statistical tests (monitoring/detectors.py): their family-wise false
+  # alarm rate on natural windows, and where their reference comes from (a
+  # saved reference file, else computed from the pushed model in
+  # `serving_dir` on the span's eval split under `data_dir`, and cached).
+  alpha: float = DEFAULT_ALPHA
+  reference: Optional[str] = None
+  serving_dir: str = ''
+  data_dir: str = ''
 
   def __post_init__(self):
     if self.min_instances < 1:
       raise MonitorError('--min-instances must be at least 1')
+    if not 0 < self.alpha < 1:
+      raise MonitorError(f'--alpha {self.alpha}: expected a probability '
+                         'between 0 and 1, e.g. 0.05')
     if self.bq_table is not None:
       parse_table(self.bq_table)
       if self.bq_api_endpoint is not None and not re.match(
@@ -120,7 +134,8 @@ class MonitorConfig:
         log_dir=os.path.join(home, LOG_DIR_NAME),
         output_root=os.path.join(home, OUTPUT_DIR_NAME),
         metadata_path=pipeline.metadata_path,
-        schema_path=os.path.join(pipeline.schema_dir, 'schema.pbtxt'))
+        schema_path=os.path.join(pipeline.schema_dir, 'schema.pbtxt'),
+        serving_dir=pipeline.serving_dir, data_dir=pipeline.data_root)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**values)
 

@@ -33,6 +33,9 @@ class Instance:
   model_version: str
   pixels: List[int]
   class_id: Optional[int]
+  # The logged class probabilities, as logged (None if absent or not a list
+  # of numbers); monitoring.detectors decides whether they are usable.
+  probabilities: Optional[List[float]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,17 @@ def check_class_id(value, name: str = 'class_id') -> Optional[int]:
   return value
 
 
+def probabilities_of(value) -> Optional[List[float]]:
+  """A list of numbers (NaN included: counted later), else None.
+
+  Never a reason to skip a row: the pixels still tell TFDV what was served.
+  """
+  if isinstance(value, list) and all(
+      isinstance(p, (int, float)) and not isinstance(p, bool) for p in value):
+    return [float(p) for p in value]
+  return None
+
+
 def parse_row(line: str) -> Instance:
   """One JSONL row; raises ValueError saying why it is not an instance."""
   try:
@@ -122,7 +136,8 @@ def parse_row(line: str) -> Instance:
     raise ValueError("no valid 'timestamp'") from None
   return Instance(timestamp=timestamp,
                   model_version=str(row.get('model_version', '')),
-                  pixels=pixels, class_id=class_id)
+                  pixels=pixels, class_id=class_id,
+                  probabilities=probabilities_of(row.get('probabilities')))
 
 
 def make_window(instances: List[Instance], files: List[str],

@@ -15,8 +15,10 @@ import tensorflow_data_validation as tfdv
 from monitoring import alert
 from monitoring import baseline as baseline_lib
 from monitoring import bigquery_logs
+from monitoring import detectors
 from monitoring import history
 from monitoring import logs
+from monitoring import reference as reference_lib
 from monitoring import report
 from monitoring import statistics
 from monitoring.config import EXIT_HEALTHY
@@ -95,6 +97,12 @@ def run(cfg: MonitorConfig,
   previous = history.previous(cfg.output_root)
   checks = statistics.check(served, schema, training,
                             previous[1] if previous else None)
+  ref, why_not = reference_lib.find(cfg, base)
+  tests = detectors.run(
+      ref, [i.pixels for i in window.instances],
+      [i.probabilities for i in window.instances],
+      [i.class_id for i in window.instances],
+      [i.model_version for i in window.instances], cfg.alpha, why_not)
 
   stamp, tmp_dir = history.new_run_dir(cfg.output_root, now)
   with open(os.path.join(tmp_dir, history.SERVED_STATISTICS), 'wb') as f:
@@ -110,9 +118,13 @@ def run(cfg: MonitorConfig,
   report.write_statistics_view(served, training,
                                os.path.join(tmp_dir, report.STATISTICS_HTML),
                                training_name)
+  if ref is not None:
+    report.plot_tests(ref, [i.pixels for i in window.instances],
+                      [i.probabilities for i in window.instances],
+                      os.path.join(tmp_dir, report.TESTS_PNG))
   run_dir = history.publish(tmp_dir, cfg.output_root, stamp)
 
-  healthy = checks.healthy
+  healthy = checks.healthy and not tests.alarm
   summary = {
       'stamp': stamp,
       'time': _iso(now),
@@ -131,9 +143,10 @@ def run(cfg: MonitorConfig,
       'baseline': {'description': base.description, 'uri': base.uri,
                    'span': base.span, 'model_version': base.model_version},
       'previous_run': previous[0] if previous else None,
-      'anomalies': checks.lines(),
+      'anomalies': checks.lines() + tests.lines(),
       'measurements': [dict(dataclasses.asdict(m), alert=m.alert)
                        for m in checks.measurements],
+      'tests': tests.to_dict(),
       'alert': None,
       'retraining': None,
   }

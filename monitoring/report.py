@@ -8,19 +8,22 @@ histograms TFDV computed; nothing is recounted here.
 
 import html
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import matplotlib
+import numpy as np
 matplotlib.use('Agg')  # files only, no display
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from models import features
+from monitoring import detectors
 from monitoring import statistics
 
 DISTRIBUTIONS_PNG = 'distributions.png'
 STATISTICS_HTML = 'statistics.html'
+TESTS_PNG = 'tests.png'
 REPORT_HTML = 'report.html'
 INDEX_HTML = 'index.html'
 
@@ -97,6 +100,89 @@ def plot_distributions(served, training, path: str, training_name: str) -> None:
   plt.close(fig)
 
 
+def plot_tests(ref: detectors.Reference, pixels: Sequence[Sequence[int]],
+               probabilities: Sequence[Optional[Sequence[float]]],
+               path: str) -> None:
+  """What the statistical tests saw: mean images, confidence, features."""
+  size = features.IMAGE_SIZE
+  rows = [p for p in pixels if len(p) == features.NUM_PIXELS]
+  served = (np.asarray(rows, np.float64) if rows
+            else np.zeros((0, features.NUM_PIXELS)))
+  fig, axes = plt.subplots(2, 3, figsize=(14, 8.5))
+  mean = served.mean(axis=0) if len(served) else np.zeros(features.NUM_PIXELS)
+  for ax, image, title in ((axes[0, 0], mean, 'served mean image'),
+                           (axes[0, 1], ref.mean_image, 'reference mean image')):
+    ax.imshow(image.reshape(size, size), cmap='gray', vmin=0, vmax=255)
+    ax.set_title(title)
+    ax.axis('off')
+  diff = (mean - ref.mean_image).reshape(size, size)
+  limit = max(float(np.abs(diff).max()), 1.0)
+  shown = axes[0, 2].imshow(diff, cmap='RdBu_r', vmin=-limit, vmax=limit)
+  axes[0, 2].set_title('served minus reference')
+  axes[0, 2].axis('off')
+  fig.colorbar(shown, ax=axes[0, 2], fraction=0.046)
+  usable = [p for p in probabilities if p is not None and
+            len(p) == features.NUM_CLASSES and np.all(np.isfinite(p))]
+  bins = np.linspace(0, 1, 21)
+  for values, label in ((ref.probabilities.max(axis=1), 'reference'),
+                        (np.max(usable, axis=1) if usable else [], 'served')):
+    axes[1, 0].hist(values, bins, density=True, histtype='step', linewidth=2,
+                    label=label)
+  axes[1, 0].set_xlabel('confidence (largest class probability)')
+  axes[1, 0].set_title('Model confidence')
+  axes[1, 0].legend()
+  entropy = lambda p: -np.sum(p * np.log(np.clip(p, 1e-12, 1)), axis=1)
+  for values, label in ((entropy(ref.probabilities), 'reference'),
+                        (entropy(np.asarray(usable)) if usable else [],
+                         'served')):
+    axes[1, 1].hist(values, np.linspace(0, np.log(features.NUM_CLASSES), 24),
+                    density=True, histtype='step', linewidth=2, label=label)
+  axes[1, 1].set_xlabel('entropy of the class probabilities (nats)')
+  axes[1, 1].set_title('Model uncertainty')
+  axes[1, 1].legend()
+  if len(served):
+    window = detectors.image_features(served)
+    ds = [abs(np.median(window[:, j]) - np.median(ref.image_features[:, j])) /
+          (np.std(ref.image_features[:, j]) or 1.0)
+          for j in range(len(detectors.FEATURE_NAMES))]
+    j = int(np.argmax(ds))
+    both = np.concatenate([window[:, j], ref.image_features[:, j]])
+    edges = np.linspace(both.min(), both.max() + 1e-9, 31)
+    for values, label in ((ref.image_features[:, j], 'reference'),
+                          (window[:, j], 'served')):
+      axes[1, 2].hist(values, edges, density=True, histtype='step',
+                      linewidth=2, label=label)
+    axes[1, 2].set_title(f'Most shifted image feature: '
+                         f'{detectors.FEATURE_NAMES[j]}')
+    axes[1, 2].legend()
+  fig.tight_layout()
+  fig.savefig(path, format='png', dpi=80)
+  plt.close(fig)
+
+
+def _tests_table(tests: Dict) -> str:
+  head = ('<tr><th>test</th><th>statistic</th><th>p-value</th>'
+          '<th>Holm level</th><th>instances</th><th>status</th>'
+          '<th>what moved most</th></tr>')
+  body = ''.join(
+      f'<tr><td>{html.escape(r["name"])}</td><td>'
+      f'{html.escape(r["statistic_name"])} {r["statistic"]:.4f}</td>'
+      f'<td>{r["p_value"]:.3g}</td><td>{r["threshold"]:.3g}</td>'
+      f'<td>{r["instances"]}</td><td class="'
+      f'{"unhealthy" if r["alarm"] else "healthy"}">'
+      f'{"ALARM" if r["alarm"] else "ok"}</td>'
+      f'<td style="text-align:left">{html.escape(r["detail"])}</td></tr>'
+      for r in tests['results'])
+  skipped = ''.join(f'<li>{html.escape(s["test"])}: skipped, '
+                    f'{html.escape(s["reason"])}</li>'
+                    for s in tests['skipped'])
+  return (f'<p>Family-wise false-alarm rate on natural windows: alpha = '
+          f'{tests["alpha"]:g} (Holm). Reference: '
+          f'{html.escape(tests.get("reference") or "none")}.</p>'
+          + (f'<table>{head}{body}</table>' if tests['results'] else '')
+          + (f'<ul>{skipped}</ul>' if skipped else ''))
+
+
 def write_statistics_view(served, training, path: str,
                           training_name: str) -> None:
   """TFDV's (Facets) side-by-side view of the two statistics."""
@@ -162,6 +248,10 @@ def render(summary: Dict, run_dir: str) -> str:
         f'<li><code>{html.escape(e)}</code></li>' for e in examples) + '</ul>')
   parts += ['<h2>Measured divergences</h2>',
             _measurements_table(summary['measurements'])]
+  if summary.get('tests'):
+    parts += ['<h2>Statistical tests</h2>', _tests_table(summary['tests'])]
+  if os.path.exists(os.path.join(run_dir, TESTS_PNG)):
+    parts.append(f'<img src="{TESTS_PNG}" alt="served vs. reference">')
   for key, title in (('alert', 'Alert'), ('retraining', 'Retraining')):
     if summary.get(key):
       parts.append(f'<h2>{title}</h2><p>{html.escape(summary[key]["message"])}'

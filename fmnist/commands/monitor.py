@@ -2,8 +2,9 @@
 
 Prints one verdict line and the anomalies, writes HOME/monitoring/<stamp>/,
 optionally POSTs an alert and starts a retraining run. Exit codes: 0 healthy,
-3 unhealthy (schema anomalies, skew or drift), 4 unhealthy and the retraining
-run failed, 2 nothing could be monitored (the `error:` line says why).
+3 unhealthy (schema anomalies, skew, drift or a statistical test's alarm), 4
+unhealthy and the retraining run failed, 2 nothing could be monitored (the
+`error:` line says why).
 """
 
 import datetime
@@ -47,6 +48,15 @@ def register(sub) -> None:
                  help='a StatisticsGen output directory or statistics file '
                       'to compare with (default: the served model\'s training '
                       'statistics, found in HOME\'s MLMD)')
+  g.add_argument('--reference', default=None, metavar='PATH',
+                 help='the statistical tests\' reference (.npz: the served '
+                      'model\'s outputs and image features on held-out data; '
+                      'default: computed once per model version from '
+                      'HOME/serving_model and the span\'s eval split, cached '
+                      'in the output directory)')
+  g.add_argument('--alpha', type=float, default=config_lib.DEFAULT_ALPHA,
+                 help='false-alarm rate of the statistical tests on natural '
+                      'windows, Holm-corrected (default: %(default)s)')
   g.add_argument('--output-dir', default=None,
                  help='where run directories and the index go (default: '
                       'HOME/monitoring)')
@@ -76,6 +86,7 @@ def monitor_config(args, now: datetime.datetime) -> config_lib.MonitorConfig:
       since=logs.parse_since(args.since, now) if args.since else None,
       last=args.last, min_instances=args.min_instances,
       baseline_statistics=args.baseline_statistics,
+      reference=args.reference, alpha=args.alpha,
       webhook=args.alert_webhook, webhook_timeout=args.webhook_timeout)
 
 
@@ -88,6 +99,14 @@ def _print_verdict(result, line: str) -> None:
       f'{m["check"]} {m["feature"]} {m["measure"]} {m["value"]:.4f} '
       f'{">" if m["alert"] else "<="} {m["threshold"]:g}'
       for m in summary['measurements']))
+  tests = summary['tests']
+  for r in tests['results']:
+    if not r['alarm']:
+      print(f'tested: {r["name"]} {r["statistic_name"]} '
+            f'{r["statistic"]:.4f}, p = {r["p_value"]:.2g} > '
+            f'{r["threshold"]:.3g}')
+  for s in tests['skipped']:
+    print(f'skipped: {s["test"]}: {s["reason"]}')
   window = summary['window']
   if window['skipped_rows']:
     print(f'warning: skipped {window["skipped_rows"]} unreadable log row(s), '

@@ -1,0 +1,283 @@
+"""The statistical tests: each alarms on its shift, natural windows pass, and
+Holm's correction holds the false-alarm rate at alpha.
+
+Real test-set images; the "model" is a fixed noisy function of the true label
+(a Dirichlet draw per image), so window and reference probabilities come from
+one distribution unless a test shifts them.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from monitor_testenv import VERSION, summaries, write_logs  # pylint: disable=g-bad-import-order
+from monitoring import config as config_lib
+from monitoring import detectors
+
+REF = 1000  # reference images: test_images[:REF]; windows come from the rest
+
+
+def _probabilities(labels, seed=0, confidence=4.0):
+  rng = np.random.default_rng(seed)
+  p = rng.dirichlet(np.full(10, 0.3), len(labels))
+  p[np.arange(len(labels)), labels] += confidence
+  return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope='module')
+def data(test_images):
+  images, labels = test_images
+  flat = images.reshape(len(images), -1).astype(np.int64)
+  probs = _probabilities(labels)
+  ref = detectors.Reference.from_outputs(flat[:REF], probs[:REF], VERSION,
+                                         'test reference')
+  return ref, flat, labels.astype(np.int64), probs
+
+
+def _run(ref, pixels, probs, alpha=0.05, versions=None):
+  probs = np.asarray(probs)
+  return detectors.run(ref, pixels, probs, np.argmax(probs, axis=1),
+                       versions or [VERSION] * len(pixels), alpha)
+
+
+def _alarms(tests):
+  return {r.name for r in tests.results if r.alarm}
+
+
+def test_a_natural_window_passes_every_test(data):
+  ref, flat, _, probs = data
+  tests = _run(ref, flat[REF:REF + 500], probs[REF:REF + 500])
+  assert [r.name for r in tests.results] == list(detectors.TESTS)
+  assert not tests.alarm and not tests.skipped and tests.lines() == []
+  assert all(r.p_value > r.threshold for r in tests.results)
+
+
+def test_rotated_images_alarm_the_image_test_only(data):
+  ref, flat, _, probs = data
+  w = slice(REF, REF + 500)
+  rotated = ndimage.rotate(flat[w].reshape(-1, 28, 28), 20, axes=(1, 2),
+                           reshape=False, order=1).reshape(500, -1)
+  tests = _run(ref, rotated, probs[w])   # the model's outputs unchanged
+  assert _alarms(tests) == {detectors.IMAGE_FEATURES}
+  (line,) = tests.lines()
+  assert line.startswith('[test] image_features: KS D ')
+  assert 'p = ' in line and 'ALARM' in line
+
+
+def test_shifted_images_and_noise_alarm_the_image_test(data):
+  ref, flat, _, probs = data
+  w = slice(REF, REF + 500)
+  moved = ndimage.shift(flat[w].reshape(-1, 28, 28), (0, 3, -3), order=0)
+  assert detectors.IMAGE_FEATURES in _alarms(
+      _run(ref, moved.reshape(500, -1), probs[w]))
+  noisy = np.clip(flat[w] + np.random.default_rng(1).normal(0, 10, (500, 784)),
+                  0, 255).round()
+  tests = _run(ref, noisy, probs[w])
+  assert detectors.IMAGE_FEATURES in _alarms(tests)
+  assert 'background share' in tests.results[-1].detail
+
+
+def test_less_confident_outputs_alarm_bbsd(data):
+  ref, flat, labels, _ = data
+  w = slice(REF, REF + 500)
+  unsure = _probabilities(labels[w], seed=3, confidence=1.5)
+  tests = _run(ref, flat[w], unsure)
+  assert detectors.BBSD in _alarms(tests)
+  assert detectors.IMAGE_FEATURES not in _alarms(tests)
+
+
+def test_a_missing_class_alarms_the_class_test(data):
+  ref, flat, labels, probs = data
+  keep = np.flatnonzero(labels[REF:] != 1)[:500] + REF   # no trousers
+  tests = _run(ref, flat[keep], probs[keep])
+  assert detectors.PREDICTED_CLASS in _alarms(tests)
+  result = next(r for r in tests.results
+                if r.name == detectors.PREDICTED_CLASS)
+  assert result.statistic_name == 'chi-square'
+  assert result.detail.startswith('Trouser 0.0% of the window')
+
+
+def test_holm_holds_alpha_on_null_windows(data):
+  """200 natural windows of 100: the share with any alarm stays <= alpha."""
+  ref, flat, _, probs = data
+  rng = np.random.default_rng(7)
+  alarms = 0
+  for _ in range(200):
+    pick = rng.choice(np.arange(REF, len(flat)), 100, replace=False)
+    alarms += _run(ref, flat[pick], probs[pick], alpha=0.05).alarm
+  # Binomial(200, 0.05) exceeds 18 (9 %) with probability < 1 %.
+  assert alarms / 200 <= 0.09
+
+
+def test_holm_step_down():
+  rejected, levels = detectors.holm([0.01, 0.04, 0.02], 0.05)
+  assert levels == pytest.approx([0.05 / 3, 0.05 / 1, 0.05 / 2])
+  assert rejected == [True, True, True]
+  rejected, _ = detectors.holm([0.01, 0.04, 0.03], 0.05)
+  assert rejected == [True, False, False]   # 0.03 > 0.025 stops the steps
+
+
+def test_unusable_rows_and_other_versions_are_counted_not_tested(data):
+  ref, flat, _, probs = data
+  w = slice(REF, REF + 300)
+  rows = [list(p) for p in probs[w]]
+  rows[0] = [float('nan')] * 10
+  rows[1] = None
+  rows[2] = rows[2][:9]
+  versions = [VERSION] * 250 + ['8'] * 50
+  tests = detectors.run(ref, flat[w].tolist(), rows,
+                        [int(np.argmax(p)) for p in probs[w]], versions)
+  bbsd = tests.results[0]
+  assert bbsd.name == detectors.BBSD and bbsd.instances == 247
+  assert '50 instances of other model versions left out' in bbsd.detail
+  assert '3 rows without 10 usable probabilities' in bbsd.detail
+  assert tests.results[-1].instances == 300   # images of every version
+
+
+def test_without_reference_or_data_tests_are_skipped_with_a_reason(data):
+  ref, flat, _, probs = data
+  tests = detectors.run(None, [], [], [], [], 0.05, 'no SavedModel at /x')
+  assert tests.results == () and not tests.alarm
+  assert dict(tests.skipped) == {t: 'no SavedModel at /x'
+                                 for t in detectors.TESTS}
+  tests = _run(ref, flat[REF:REF + 10], probs[REF:REF + 10])
+  assert [t for t, _ in tests.skipped] == list(detectors.TESTS)
+  assert 'fewer than 50' in tests.skipped[0][1]
+
+
+def test_reference_round_trip_and_bad_file(data, tmp_path):
+  ref = data[0]
+  path = str(tmp_path / 'ref.npz')
+  ref.save(path)
+  loaded = detectors.Reference.load(path)
+  assert loaded.model_version == VERSION and len(loaded) == REF
+  np.testing.assert_allclose(loaded.image_features, ref.image_features)
+  (tmp_path / 'bad.npz').write_text('not numpy')
+  with pytest.raises(ValueError, match='not a monitoring reference'):
+    detectors.Reference.load(str(tmp_path / 'bad.npz'))
+
+
+# `fmnist monitor` with the tests: the proxy's fake answers (monitor_testenv:
+# 0.91 on the true label) are the reference's outputs too.
+
+def _fake_reference(images, labels, path):
+  probs = np.full((len(labels), 10), 0.01)
+  probs[np.arange(len(labels)), labels] = 0.91
+  detectors.Reference.from_outputs(
+      images.reshape(len(images), -1), probs, VERSION,
+      'fake model on test images').save(path)
+  return path
+
+
+def test_monitor_reports_the_tests_and_alarms_on_rotation(home, monitor,
+                                                          test_images,
+                                                          tmp_path):
+  images, labels = test_images
+  ref = _fake_reference(images[:REF], labels[:REF], str(tmp_path / 'r.npz'))
+  logs = os.path.join(home, 'request_logs')
+  write_logs(logs, images[REF:REF + 600], labels[REF:REF + 600],
+             timestamp=1_700_000_000)
+  status, out, err = monitor('--reference', ref)
+  assert status == config_lib.EXIT_HEALTHY, out + err
+  assert 'tested: bbsd KS D ' in out and 'tested: image_features' in out
+  rotated = ndimage.rotate(images[REF:REF + 600], 25, axes=(1, 2),
+                           reshape=False, order=1)
+  write_logs(logs, rotated, labels[REF:REF + 600])
+  status, out, err = monitor('--reference', ref, '--last', '600')
+  assert status == config_lib.EXIT_UNHEALTHY, out + err
+  assert '  [test] image_features: KS D ' in out
+  summary = summaries(home)[-1]
+  assert summary['verdict'] == 'unhealthy'
+  assert summary['tests']['alpha'] == 0.05
+  assert {r['name']: r['alarm'] for r in summary['tests']['results']} == {
+      'bbsd': False, 'predicted_class': False, 'image_features': True}
+  run_dir = os.path.join(home, 'monitoring', summary['stamp'])
+  assert os.path.getsize(os.path.join(run_dir, 'tests.png')) > 0
+  with open(os.path.join(run_dir, 'report.html'), encoding='utf-8') as f:
+    page = f.read()
+  assert 'Statistical tests' in page and 'tests.png' in page
+
+
+def test_monitor_without_reference_runs_tfdv_and_says_what_was_skipped(
+    home, monitor, test_images):
+  images, labels = test_images
+  write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
+  status, out, err = monitor()
+  assert status == config_lib.EXIT_HEALTHY, err
+  assert (f'skipped: bbsd: no reference for model {VERSION}: no SavedModel '
+          'at ') in out
+  (summary,) = summaries(home)
+  assert [s['test'] for s in summary['tests']['skipped']] == list(
+      detectors.TESTS)
+
+
+def test_monitor_refuses_a_bad_reference_or_alpha(home, monitor, test_images,
+                                                  tmp_path):
+  images, labels = test_images
+  write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
+  (tmp_path / 'x.npz').write_text('{}')
+  status, _, err = monitor('--reference', str(tmp_path / 'x.npz'))
+  assert status == config_lib.EXIT_USAGE
+  assert err.startswith('error: --reference ') and 'Traceback' not in err
+  status, _, err = monitor('--alpha', '1.5')
+  assert status == config_lib.EXIT_USAGE and '--alpha 1.5' in err
+
+
+def test_reference_is_computed_from_the_pushed_model_and_cached(
+    home, monitor, test_images, serving_dir):
+  """No --reference: the pushed model (the real export of a small CNN) on the
+  span's eval split, once; the next run reads the cached file."""
+  from pipeline import ingest
+  images, labels = test_images
+  os.makedirs(os.path.join(home, 'serving_model'))
+  os.symlink(os.path.join(serving_dir, '1'),
+             os.path.join(home, 'serving_model', VERSION))
+  ingest.write_split(images[:REF], labels[:REF],
+                     os.path.join(home, 'data', 'span-1', 'eval'), 2, 'eval')
+  write_logs(os.path.join(home, 'request_logs'), images[REF:REF + 600],
+             labels[REF:REF + 600])
+  status, out, err = monitor()
+  assert 'tested: image_features' in out or '[test] image_features' in out
+  cached = os.path.join(home, 'monitoring', 'reference', f'{VERSION}.npz')
+  ref = detectors.Reference.load(cached)
+  assert len(ref) == REF and ref.model_version == VERSION
+  assert ref.description == (f'model {VERSION} on {REF} eval images of span 1, '
+                             'which it did not train on')
+  row_sums = ref.probabilities.sum(axis=1)
+  np.testing.assert_allclose(row_sums, 1.0, atol=1e-4)
+  (summary,) = summaries(home)
+  assert summary['tests']['reference'] == ref.description
+  assert summary['tests']['skipped'] == [], (status, err)
+  mtime = os.path.getmtime(cached)
+  monitor()
+  assert os.path.getmtime(cached) == mtime
+
+
+def test_monitor_refuses_a_missing_reference_file(home, monitor, test_images,
+                                                  tmp_path):
+  images, labels = test_images
+  write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
+  status, _, err = monitor('--reference', str(tmp_path / 'nowhere.npz'))
+  assert status == config_lib.EXIT_USAGE
+  assert err.startswith(f'error: --reference {tmp_path}/nowhere.npz: cannot '
+                        'read it') and 'Traceback' not in err
+
+
+def test_a_broken_pushed_model_is_a_skip_not_a_traceback(home, monitor,
+                                                         test_images):
+  from pipeline import ingest
+  images, labels = test_images
+  model_dir = os.path.join(home, 'serving_model', VERSION)
+  os.makedirs(model_dir)
+  with open(os.path.join(model_dir, 'saved_model.pb'), 'wb') as f:
+    f.write(b'not a SavedModel')
+  ingest.write_split(images[:100], labels[:100],
+                     os.path.join(home, 'data', 'span-1', 'eval'), 1, 'eval')
+  write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
+  status, out, err = monitor()
+  assert status == config_lib.EXIT_HEALTHY, err
+  assert (f'skipped: bbsd: no reference for model {VERSION}: predicting the '
+          'eval split with ') in out
