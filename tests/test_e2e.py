@@ -195,19 +195,22 @@ def test_monitor_finds_the_served_models_training_statistics(home, capsys):
   from serving import request_log
   base = os.path.join(home, 'serving_model')
   version = str(pusher.pushed_versions(base)[-1])
-  images, labels = ingest.read_idx_pair(SOURCE, ingest.TEST_FILES,
-                                        offset=500, limit=600)
-  # Logged as the proxy logs them; the true labels stand for the answers so
-  # the check is about the lineage, not this one-epoch model's accuracy.
+  images, _ = ingest.read_idx_pair(SOURCE, ingest.TEST_FILES, offset=500,
+                                   limit=600)
+  # Logged as the proxy logs them: the served model's own answers, which the
+  # monitor's model-output tests compare with the same model on held-out data.
+  pixels = images.reshape(len(images), -1).astype(np.float32)
+  served = tf.saved_model.load(os.path.join(base, version)).signatures[
+      'serving_default'](pixels=tf.constant(pixels))
+  probabilities = served[signatures.PROBABILITIES].numpy()
+  class_ids = probabilities.argmax(axis=1)
   sink = request_log.JsonlSink(os.path.join(home, 'request_logs'), 1 << 30,
                                3600)
   sink.write(sink.rows(request_log.Served(
       timestamp=time.time(), request_id='0' * 20, route='friendly',
-      model_name='fmnist', model_version=version,
-      pixels=images.reshape(len(images), -1).astype(np.float32),
-      probabilities=np.eye(features.NUM_CLASSES, dtype=np.float32)[labels],
-      class_ids=labels.astype(np.int64),
-      class_names=[features.CLASS_NAMES[c] for c in labels])))
+      model_name='fmnist', model_version=version, pixels=pixels,
+      probabilities=probabilities, class_ids=class_ids,
+      class_names=[features.CLASS_NAMES[c] for c in class_ids])))
   sink.close()
   cfg = configs.PipelineConfig.from_home(home)
   store = summary.open_store(cfg)
@@ -216,9 +219,14 @@ def test_monitor_finds_the_served_models_training_statistics(home, capsys):
   (span,) = {s.span for s in (summary.summarize(cfg, r, store)
                               for r in summary.run_ids(store))
              if (s.pushed_to or '').endswith(os.sep + version)}
-  assert cli.main(['monitor', '--home', home]) == 0
+  # This one-epoch model's class shares are off the training labels, which
+  # TFDV's skew check may rightly flag (exit 3); the statistical tests must
+  # not: natural test images through the model the reference was made with.
+  assert cli.main(['monitor', '--home', home]) in (0, 3)
   out = capsys.readouterr().out
-  assert out.startswith('HEALTHY: no anomalies in 600 served instances')
+  assert 'HEALTHY' in out.splitlines()[0] and '600 served instances' in out
+  assert 'tested:' in out
+  assert not [l for l in out.splitlines() if '[test]' in l and 'ALARM' in l]
   assert (f'train statistics of span {span}, which the served model '
           f'{version} was trained on (MLMD lineage)') in out
   (stamp,) = [d for d in os.listdir(os.path.join(home, 'monitoring'))
