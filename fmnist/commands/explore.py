@@ -22,8 +22,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
   from pipeline import explore  # pylint: disable=g-import-not-at-top
-  if args.sample < 10:
-    raise options.UsageError('--sample must be at least 10')
   result = explore.run(explore.ExploreConfig(
       home=args.home, span=args.span, output_dir=args.output,
       sample=args.sample))

@@ -104,9 +104,11 @@ def run(cfg: ExploreConfig) -> Result:
     raise ExploreError(f'--sample must be at least 10, got {cfg.sample}')
   home = os.path.abspath(cfg.home)
   out = cfg.output_dir or os.path.join(home, 'reports', 'explore')
+  data_root = os.path.join(home, 'data')
+  number, _ = data.span_dir(data_root, cfg.span)  # fail before any progress
   step = _Steps()
-  with step('read span'):
-    span = data.read_span(os.path.join(home, 'data'), cfg.span)
+  with step(f'read span {number}'):
+    span = data.read_span(data_root, number)
     names = [n for n in features.SPLITS if n in span.splits]
     everything = span.concat(names)
     origin = span.origin(names)
