@@ -215,8 +215,8 @@ def run(cfg: ExploreConfig) -> Result:
       '<h2>Likely label errors</h2>'
       f'<p><b>{len(issues.rows)}</b> of {len(everything.labels)} images '
       'flagged by confident learning (cleanlab, '
-      "filter_by='confident_learning') on out-of-sample probabilities of a "
-      'logistic regression on PCA-50 features, '
+      "filter_by='confident_learning') on out-of-sample probabilities of an "
+      f'{label_issues_lib.MODEL}, '
       f'{label_issues_lib.FOLDS}-fold cross-validated (out-of-sample '
       f'accuracy {issues.accuracy:.3f}: a weaker model than the CNN, so each '
       'is a candidate to look at, not a verdict). Most likely first; the '

@@ -20,7 +20,7 @@ _STYLE = report.STYLE + (
     '.grid{display:flex;flex-wrap:wrap;gap:8px}.row{display:flex;gap:12px;'
     'flex-wrap:wrap;align-items:flex-start}figure{margin:0;font-size:11px;'
     'text-align:center}.pair{width:180px}.one{width:100px}'
-    '.bad{color:#cf222e;font-weight:bold}.row>img{max-width:calc(50% - 6px)}')
+    '.bad{color:#cf222e;font-weight:bold}.row>img{max-width:calc(50% - 6px)}img{max-width:100%}')
 
 
 def _name(label: int) -> str:

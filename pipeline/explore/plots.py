@@ -33,7 +33,7 @@ def class_balance(counts: Dict[str, np.ndarray], path: str) -> None:
 
 def mean_std_grid(images: embedding.ClassImages, path: str) -> None:
   """Row 1: mean image per class; row 2: per-pixel standard deviation."""
-  fig, axes = plt.subplots(2, features.NUM_CLASSES, figsize=(13, 3.4))
+  fig, axes = plt.subplots(2, features.NUM_CLASSES, figsize=(12, 3.1))
   for c in range(features.NUM_CLASSES):
     axes[0, c].imshow(images.mean[c], cmap='gray_r', vmin=0, vmax=1)
     axes[1, c].imshow(images.std[c], cmap='magma', vmin=0, vmax=0.5)
