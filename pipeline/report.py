@@ -209,6 +209,17 @@ STYLE = ('body{font-family:sans-serif;margin:2em;max-width:1200px}'
           'th{background:#f0f0f0}td:first-child{text-align:left}')
 
 
+def write_page(out_dir: str, title: str, parts: List[str],
+               style: str = STYLE) -> str:
+  """Writes `out_dir/index.html` from HTML fragments; returns its path."""
+  index = os.path.join(out_dir, 'index.html')
+  with tf.io.gfile.GFile(index, 'w') as f:
+    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>'
+            f'{html.escape(title)}</title><style>{style}</style>'
+            f'</head><body>{"".join(parts)}</body></html>')
+  return index
+
+
 def write_report(cfg: configs.PipelineConfig,
                  output_dir: Optional[str] = None) -> str:
   """Writes the report; returns the path of its index.html."""
@@ -244,9 +255,4 @@ def write_report(cfg: configs.PipelineConfig,
   except Exception as e:  # pylint: disable=broad-except
     # The statistics view is a convenience; the metrics above still stand.
     logging.warning('Statistics view not written: %s', e)
-  index = os.path.join(out_dir, 'index.html')
-  with tf.io.gfile.GFile(index, 'w') as f:
-    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>'
-            f'{html.escape(cfg.pipeline_name)}</title><style>{STYLE}</style>'
-            f'</head><body>{"".join(parts)}</body></html>')
-  return index
+  return write_page(out_dir, cfg.pipeline_name, parts)

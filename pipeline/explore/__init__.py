@@ -228,7 +228,8 @@ def run(cfg: ExploreConfig) -> Result:
   seconds = dict(step.seconds)
   sections.append('<h2>Wall time per step</h2>' + page.table(
       ['step', 'seconds'], [[k, f'{v:.1f}'] for k, v in seconds.items()]))
-  path = page.write_page(out, f'span {span.span}: exploration', sections)
+  path = report.write_page(out, f'span {span.span}: exploration', sections,
+                           page.STYLE)
   return Result(
       page=path, span=span.span,
       counts={n: int(len(span.splits[n].labels)) for n in names},

@@ -2,7 +2,6 @@
 
 import csv
 import html
-import os
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -16,7 +15,7 @@ MAX_ISSUES = 60      # label-issue thumbnails shown
 DUPLICATES_CSV = 'near_duplicates.csv'
 LABEL_ISSUES_CSV = 'label_issues.csv'
 
-_STYLE = report.STYLE + (
+STYLE = report.STYLE + (
     '.grid{display:flex;flex-wrap:wrap;gap:8px}.row{display:flex;gap:12px;'
     'flex-wrap:wrap;align-items:flex-start}figure{margin:0;font-size:11px;'
     'text-align:center}.pair{width:180px}.one{width:100px}'
@@ -114,12 +113,3 @@ def most_similar(matrix: np.ndarray, n: int = 5) -> str:
   pairs = sorted(((matrix[i, j], i, j) for i in range(len(matrix))
                   for j in range(i + 1, len(matrix))), reverse=True)[:n]
   return ', '.join(f'{_name(i)} / {_name(j)} ({s:.2f})' for s, i, j in pairs)
-
-
-def write_page(out_dir: str, title: str, sections: List[str]) -> str:
-  path = os.path.join(out_dir, 'index.html')
-  with tf.io.gfile.GFile(path, 'w') as f:
-    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>'
-            f'{html.escape(title)}</title><style>{_STYLE}</style></head><body>'
-            f'{"".join(sections)}</body></html>')
-  return path
