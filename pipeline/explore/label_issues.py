@@ -42,7 +42,7 @@ class LabelIssues:
     return int(self.probs[row].argmax())
 
 
-def _epochs(n: int) -> int:
+def epochs_for(n: int) -> int:
   """20 epochs on the full span; more on small spans, so that every model
   gets roughly as many optimiser steps (batches of 200)."""
   return int(np.clip(1_400_000 // max(n, 1), 20, 300))
@@ -56,7 +56,7 @@ def out_of_sample_probs(points: np.ndarray, labels: np.ndarray,
   with warnings.catch_warnings():
     warnings.simplefilter('ignore', ConvergenceWarning)
     probs = cross_val_predict(
-        MLPClassifier((128,), max_iter=_epochs(len(labels)),
+        MLPClassifier((128,), max_iter=epochs_for(len(labels)),
                       random_state=seed), x, labels,
         cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
         method='predict_proba')
