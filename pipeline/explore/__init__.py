@@ -242,6 +242,7 @@ def run(cfg: ExploreConfig) -> Result:
 
 def format_result(r: Result) -> str:
   """What `fmnist explore` prints at the end."""
+  w = max(map(len, r.seconds), default=5)
   lines = [f'span {r.span}: ' + ', '.join(f'{n} {c}' for n, c in
                                           r.counts.items()),
            f'  near-duplicates train/test: {r.near_duplicates} pairs '
@@ -250,7 +251,7 @@ def format_result(r: Result) -> str:
            f'(threshold {r.threshold:.3f})',
            f'  likely label errors: {r.label_issues} (out-of-sample accuracy '
            f'of the probability model {r.probability_accuracy:.3f})', '',
-           f'  {"step":<70} {"seconds":>8}']
-  lines += [f'  {k:<70} {v:8.1f}' for k, v in r.seconds.items()]
-  lines.append(f'  {"total":<70} {sum(r.seconds.values()):8.1f}')
+           f'  {"step":<{w}} {"seconds":>8}']
+  lines += [f'  {k:<{w}} {v:8.1f}' for k, v in r.seconds.items()]
+  lines.append(f'  {"total":<{w}} {sum(r.seconds.values()):8.1f}')
   return '\n'.join(lines)

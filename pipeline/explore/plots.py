@@ -5,6 +5,7 @@ from typing import Dict
 import matplotlib
 matplotlib.use('Agg')  # files only, no display
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from models import features
@@ -24,7 +25,8 @@ def class_balance(counts: Dict[str, np.ndarray], path: str) -> None:
            label=f'{split} ({c.sum()})')
   ax.set_xticks(x, features.CLASS_NAMES, rotation=30, ha='right')
   ax.set_ylabel('images')
-  ax.legend()
+  ax.set_ylim(0, 1.25 * max(c.max() for c in counts.values()))  # legend room
+  ax.legend(ncol=len(counts), loc='upper center')
   ax.grid(axis='y', alpha=0.3)
   ax.set_title('Class balance per split')
   fig.tight_layout()
@@ -49,13 +51,17 @@ def mean_std_grid(images: embedding.ClassImages, path: str) -> None:
 def scatter(points: np.ndarray, labels: np.ndarray, title: str, path: str,
             xlabel: str = '', ylabel: str = '') -> None:
   """2-D points coloured by class."""
-  fig, ax = plt.subplots(figsize=(8, 7))
+  fig, ax = plt.subplots(figsize=(9, 7))
   size = 2 if len(points) > 5000 else 6
-  for c in range(features.NUM_CLASSES):
-    m = labels == c
-    ax.scatter(points[m, 0], points[m, 1], s=size, color=_COLORS[c],
-               alpha=0.6, label=features.CLASS_NAMES[c], linewidths=0)
-  ax.legend(markerscale=4 if size == 2 else 2, fontsize=8, loc='best')
+  # One scatter in random order, so no class is painted over the others.
+  order = np.random.default_rng(0).permutation(len(points))
+  colors = np.array(_COLORS)[labels[order]]
+  ax.scatter(points[order, 0], points[order, 1], s=size, c=colors, alpha=0.6,
+             linewidths=0)
+  handles = [Line2D([], [], marker='o', ls='', color=col, label=name)
+             for col, name in zip(_COLORS, features.CLASS_NAMES)]
+  ax.legend(handles=handles, fontsize=8, loc='upper left',
+            bbox_to_anchor=(1.01, 1))
   ax.set_title(title)
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
