@@ -290,7 +290,8 @@ def test_notebook_snippet_in_docs_opens_the_runs_in_tfma_views(home):
 
 def test_explore_puts_the_newest_confusion_matrix_next_to_similarity(home,
                                                                      capsys):
-  """`fmnist explore` finds the newest TFMA evaluation in this home's MLMD."""
+  """`fmnist explore` finds the newest TFMA evaluation and the span's TFDV
+  statistics in this home's MLMD."""
   out_dir = os.path.join(home, 'reports', 'explore')
   assert cli.main(['explore', '--home', home, '--span', '1', '--sample',
                    '300']) == 0
@@ -298,4 +299,7 @@ def test_explore_puts_the_newest_confusion_matrix_next_to_similarity(home,
   with open(os.path.join(out_dir, 'index.html')) as f:
     page = f.read()
   assert 'confusion_matrix.png' in page and 'TFMA evaluation of run' in page
+  # Class balance from the pipeline's own StatisticsGen output of span 1.
+  assert "TFDV statistics of this span" in page
+  assert 'match the labels read here' in page
   assert os.path.exists(os.path.join(out_dir, 'confusion_matrix.png'))

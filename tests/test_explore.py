@@ -86,6 +86,9 @@ def test_page_shows_every_picture_it_names(explored):
           'class_similarity.png', 'duplicate_distances.png'} <= set(pictures)
   assert all(os.path.exists(os.path.join(out, p)) for p in pictures)
   assert 'near_duplicates.csv' in page and 'label_issues.csv' in page
+  # No pipeline run in this home: no TFDV statistics, no confusion matrix.
+  assert 'Counted from the labels read here' in page
+  assert 'No evaluated run under this home yet' in page
   assert page.count('data:image/png;base64') >= 3  # thumbnails
 
 

@@ -8,9 +8,10 @@ confusion matrix (from MLMD/TFMA, when a run was evaluated), near-duplicates
 between the official train images (train + eval splits) and the test images,
 and likely label errors, each with thumbnails on the page and a CSV to review.
 
-Class counts are computed directly from the labels read here: the span's own
-TFDV statistics exist only after a pipeline run (and report.py already links
-TFDV's statistics view), while exploring should work right after ingest.
+Class counts come from the pipeline's TFDV statistics of the span when a run
+computed them (StatisticsGen, found through MLMD lineage: tfdv_counts.py), and
+are counted from the labels read here otherwise (right after ingest); the page
+says which, and whether the two agree.
 How duplicates and label issues are found: duplicates.py, label_issues.py.
 """
 
@@ -35,6 +36,7 @@ from pipeline.explore import embedding
 from pipeline.explore import label_issues as label_issues_lib
 from pipeline.explore import page
 from pipeline.explore import plots
+from pipeline.explore import tfdv_counts
 from pipeline.explore.data import ExploreError
 
 __all__ = ['ExploreConfig', 'ExploreError', 'Result', 'run', 'format_result']
@@ -121,11 +123,24 @@ def run(cfg: ExploreConfig) -> Result:
   with step('class balance, mean and std images'):
     counts = {n: np.bincount(span.splits[n].labels,
                              minlength=features.NUM_CLASSES) for n in names}
+    from_tfdv = tfdv_counts.label_counts(home, span.span)
+    if from_tfdv and set(from_tfdv[0]) >= set(names):
+      agree = all(np.array_equal(from_tfdv[0][n], counts[n]) for n in names)
+      counts = {n: from_tfdv[0][n] for n in names}
+      source = (f'From the pipeline\'s TFDV statistics of this span '
+                f'(StatisticsGen, {html.escape(from_tfdv[1])}); they '
+                + ('match the labels read here.' if agree else
+                   '<b>differ from the labels read here</b>: the span changed '
+                   'after the pipeline read it.'))
+    else:
+      source = ('Counted from the labels read here (no pipeline run has '
+                'computed TFDV statistics of this span yet).')
     plots.class_balance(counts, os.path.join(out, 'class_balance.png'))
     plots.mean_std_grid(embedding.class_images(everything.images,
                                                everything.labels),
                         os.path.join(out, 'class_images.png'))
-  sections += ['<h2>Class balance per split</h2>', page.balance_table(counts),
+  sections += ['<h2>Class balance per split</h2>', f'<p>{source}</p>',
+               page.balance_table(counts),
                _img('class_balance.png', 'class balance'),
                '<h2>Mean and standard-deviation image per class</h2>',
                _img('class_images.png', 'mean and std images')]
