@@ -84,7 +84,7 @@ class _Steps:
 
 
 def newest_evaluation(home: str):
-  """(run id, EvalMetrics) of the newest evaluated run, or None."""
+  """(run id, its span, EvalMetrics) of the newest evaluated run, or None."""
   cfg = configs.PipelineConfig.from_home(home)
   if not cfg.metadata_path or not os.path.exists(cfg.metadata_path):
     return None
@@ -92,7 +92,7 @@ def newest_evaluation(home: str):
   for run_id in reversed(summary.run_ids(store)):
     s = summary.summarize(cfg, run_id, store)
     if s.metrics:
-      return run_id, s.metrics
+      return run_id, s.span, s.metrics
   return None
 
 
@@ -168,7 +168,7 @@ def run(cfg: ExploreConfig) -> Result:
     plots.similarity(similarity, os.path.join(out, 'class_similarity.png'))
     evaluated = newest_evaluation(home)
     if evaluated:
-      report.plot_confusion(evaluated[1].confusion,
+      report.plot_confusion(evaluated[2].confusion,
                             os.path.join(out, report.CONFUSION_PNG))
   sections += ['<h2>Class-to-class similarity</h2><p>Most similar pairs: '
                f'{html.escape(page.most_similar(similarity))}. Classes that '
@@ -178,7 +178,8 @@ def run(cfg: ExploreConfig) -> Result:
   if evaluated:
     sections += [_img(report.CONFUSION_PNG, 'confusion matrix'), '</div>',
                  f'<p>Confusion matrix: TFMA evaluation of run '
-                 f'{html.escape(evaluated[0])} (its test split).</p>']
+                 f'{html.escape(evaluated[0])} on the test split of span '
+                 f'{evaluated[1]}.</p>']
   else:
     sections += ['</div><p>No evaluated run under this home yet: the '
                  'confusion matrix appears here after `fmnist run`.</p>']
