@@ -14,6 +14,8 @@ INSTALL_REQUIRES = [
     'apache-beam[gcp]==2.59.0',
     'matplotlib',  # PNG reports
     'statsmodels',  # McNemar's exact test for comparisons and blessing
+    'scikit-learn',  # `fmnist explore`: PCA, t-SNE, neighbours, CV
+    'cleanlab',  # `fmnist explore`: confident learning (label errors)
 ]
 EXTRAS = {
     # Vertex AI Pipelines: compile with KubeflowV2DagRunner, submit with aiplatform.

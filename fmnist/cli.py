@@ -8,6 +8,7 @@
   fmnist serve             the prediction proxy (see serving/)
   fmnist monitor           served traffic vs. training data: skew, drift, alert
   fmnist compare           two evaluated models: paired test, 95% CIs, HTML
+  fmnist explore           a span's classes, embeddings, duplicates, label errors
 
 Each subcommand lives in fmnist/commands/, parses its flags into typed configs
 and calls the library. Errors a user can fix (`pipeline.errors.UserError`)
@@ -22,6 +23,7 @@ import sys
 from typing import List, Optional
 
 from fmnist.commands import compare
+from fmnist.commands import explore
 from fmnist.commands import ingest
 from fmnist.commands import monitor
 from fmnist.commands import pipeline
@@ -31,7 +33,7 @@ from fmnist.commands import serve
 from pipeline import configs
 from pipeline.errors import UserError
 
-COMMANDS = (ingest, pipeline, run, report, serve, monitor, compare)
+COMMANDS = (ingest, pipeline, run, report, serve, monitor, compare, explore)
 
 _OWN_CODE = tuple(os.path.join(configs.REPO_ROOT, d) + os.sep
                   for d in ('models', 'pipeline', 'fmnist', 'serving',

@@ -286,13 +286,6 @@ def plot_confusion_difference(c: Comparison) -> str:
   return _png(fig)
 
 
-def _thumbnail(image: np.ndarray) -> str:
-  buf = io.BytesIO()
-  plt.imsave(buf, np.kron(image, np.ones((3, 3), np.uint8)), cmap='gray_r',
-             vmin=0, vmax=255, format='png')
-  return base64.b64encode(buf.getvalue()).decode('ascii')
-
-
 def _changed_section(c: Comparison) -> str:
   y, pa, pb = c.labels, c.predicted_a, c.predicted_b
   groups = (('Fixed by B (A wrong, B right)', (pa != y) & (pb == y)),
@@ -304,7 +297,7 @@ def _changed_section(c: Comparison) -> str:
     cells = []
     for i in idx[:MAX_THUMBNAILS]:
       cells.append(
-          f'<figure><img src="data:image/png;base64,{_thumbnail(c.images[i])}"'
+          f'<figure><img src="data:image/png;base64,{report.thumbnail_base64(c.images[i])}"'
           f' alt="test image {i}"><figcaption>#{i} {html.escape(features.CLASS_NAMES[y[i]])}'
           f'<br>A: {html.escape(features.CLASS_NAMES[pa[i]])}'
           f'<br>B: {html.escape(features.CLASS_NAMES[pb[i]])}</figcaption>'

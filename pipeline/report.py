@@ -5,7 +5,9 @@ metrics, blessing, push), the newest evaluation per class with its confusion
 matrix (PNG), and TFDV's statistics view of the newest span.
 """
 
+import base64
 import html
+import io
 import os
 from typing import List, Optional
 
@@ -13,6 +15,7 @@ from absl import logging
 import matplotlib
 matplotlib.use('Agg')  # files only, no display
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
 import tensorflow as tf
 
 from models import features
@@ -26,6 +29,22 @@ STATISTICS_HTML = 'statistics.html'
 
 def _fmt(value: Optional[float], digits: int = 4) -> str:
   return '' if value is None else f'{value:.{digits}f}'
+
+
+def save_png(fig, path: str) -> None:
+  """Writes a figure as a PNG (local or gs://) and closes it."""
+  with tf.io.gfile.GFile(path, 'wb') as f:
+    fig.savefig(f, format='png', dpi=100)
+  plt.close(fig)
+
+
+def thumbnail_base64(image: np.ndarray, scale: int = 3) -> str:
+  """A [28, 28] uint8 image as a base64 PNG, enlarged `scale` times, dark on
+  light (for `<img src="data:image/png;base64,...">`)."""
+  buf = io.BytesIO()
+  plt.imsave(buf, np.kron(image, np.ones((scale, scale), np.uint8)),
+             cmap='gray_r', vmin=0, vmax=255, format='png')
+  return base64.b64encode(buf.getvalue()).decode('ascii')
 
 
 def label_class_axes(ax) -> range:
@@ -52,9 +71,7 @@ def plot_confusion(confusion: List[List[float]], path: str) -> None:
                 fontsize=8, color='white' if normalized[i][j] > 0.5 else 'black')
   ax.set_title('Test-set confusion matrix (rows: actual class)')
   fig.tight_layout()
-  with tf.io.gfile.GFile(path, 'wb') as f:
-    fig.savefig(f, format='png', dpi=100)
-  plt.close(fig)
+  save_png(fig, path)
 
 
 def plot_history(history, path: str) -> None:
@@ -70,9 +87,7 @@ def plot_history(history, path: str) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
   fig.tight_layout()
-  with tf.io.gfile.GFile(path, 'wb') as f:
-    fig.savefig(f, format='png', dpi=100)
-  plt.close(fig)
+  save_png(fig, path)
 
 
 def _runs_table(summaries: List[summary_lib.RunSummary]) -> str:
@@ -188,10 +203,21 @@ def _schema_section(cfg: configs.PipelineConfig) -> str:
           + (f'<ul>{items}</ul>' if diff else '<p>No differences.</p>'))
 
 
-_STYLE = ('body{font-family:sans-serif;margin:2em;max-width:1200px}'
+STYLE = ('body{font-family:sans-serif;margin:2em;max-width:1200px}'
           'table{border-collapse:collapse;margin:1em 0}'
           'td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}'
           'th{background:#f0f0f0}td:first-child{text-align:left}')
+
+
+def write_page(out_dir: str, title: str, parts: List[str],
+               style: str = STYLE) -> str:
+  """Writes `out_dir/index.html` from HTML fragments; returns its path."""
+  index = os.path.join(out_dir, 'index.html')
+  with tf.io.gfile.GFile(index, 'w') as f:
+    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>'
+            f'{html.escape(title)}</title><style>{style}</style>'
+            f'</head><body>{"".join(parts)}</body></html>')
+  return index
 
 
 def write_report(cfg: configs.PipelineConfig,
@@ -229,9 +255,4 @@ def write_report(cfg: configs.PipelineConfig,
   except Exception as e:  # pylint: disable=broad-except
     # The statistics view is a convenience; the metrics above still stand.
     logging.warning('Statistics view not written: %s', e)
-  index = os.path.join(out_dir, 'index.html')
-  with tf.io.gfile.GFile(index, 'w') as f:
-    f.write(f'<!doctype html><html><head><meta charset="utf-8"><title>'
-            f'{html.escape(cfg.pipeline_name)}</title><style>{_STYLE}</style>'
-            f'</head><body>{"".join(parts)}</body></html>')
-  return index
+  return write_page(out_dir, cfg.pipeline_name, parts)

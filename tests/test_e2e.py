@@ -294,3 +294,20 @@ def test_notebook_snippet_in_docs_opens_the_runs_in_tfma_views(home):
   assert len(scope['view'].data) == features.NUM_CLASSES  # one row per label
   assert len(scope['baseline_view'].data) == features.NUM_CLASSES
   assert len(scope['series'].data) == len(scope['uris']) >= 2
+
+
+def test_explore_puts_the_newest_confusion_matrix_next_to_similarity(home,
+                                                                     capsys):
+  """`fmnist explore` finds the newest TFMA evaluation and the span's TFDV
+  statistics in this home's MLMD."""
+  out_dir = os.path.join(home, 'reports', 'explore')
+  assert cli.main(['explore', '--home', home, '--span', '1', '--sample',
+                   '300']) == 0
+  assert 'near-duplicates train/test' in capsys.readouterr().out
+  with open(os.path.join(out_dir, 'index.html')) as f:
+    page = f.read()
+  assert 'confusion_matrix.png' in page and 'TFMA evaluation of run' in page
+  # Class balance from the pipeline's own StatisticsGen output of span 1.
+  assert "TFDV statistics of this span" in page
+  assert 'match the labels read here' in page
+  assert os.path.exists(os.path.join(out_dir, 'confusion_matrix.png'))
