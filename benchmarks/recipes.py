@@ -31,6 +31,10 @@ RECIPES = {
     'shift+flip, cosine': dict(LIGHT, lr_schedule='cosine'),
     'shift+flip, cosine, erasing 0.5': dict(LIGHT, lr_schedule='cosine',
                                             erasing_probability=0.5),
+    'seeds, less dropout (0.1/0.3)': dict(conv_dropout=0.1, dense_dropout=0.3),
+    'shift+flip on half, cosine, less dropout': dict(
+        LIGHT, augment_probability=0.5, lr_schedule='cosine',
+        conv_dropout=0.1, dense_dropout=0.3),
 }
 
 
