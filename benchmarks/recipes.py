@@ -40,8 +40,8 @@ RECIPES = {
 
 def _data():
   x, y = ingest.read_idx_pair(configs.DEFAULT_SOURCE_DIR, ingest.TRAIN_FILES)
-  train, held = ingest.holdout(len(x), ingest.IngestConfig('', '').eval_fraction,
-                               ingest.IngestConfig('', '').seed)
+  defaults = ingest.IngestConfig(source_dir='', output_dir='')
+  train, held = ingest.holdout(len(x), defaults.eval_fraction, defaults.seed)
   x = x.reshape(len(x), features.NUM_PIXELS).astype(np.float32) / 255.0
   mean, std = x[train].mean(), x[train].std()
   x = (x - mean) / std

@@ -44,6 +44,7 @@ import psutil
 
 import hardware  # benchmarks/hardware.py
 import serving_latency  # benchmarks/serving_latency.py
+from serving import imaging
 from serving import request_log
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +53,6 @@ MEMORY_BOUND_MIB = 64
 
 
 def _png(pixels) -> bytes:
-  from serving import imaging  # pylint: disable=g-import-not-at-top
   return imaging.encode_png(np.asarray(pixels, np.uint8).reshape(28, 28))
 
 

@@ -138,10 +138,11 @@ def recover_abandoned(directory: str) -> int:
       data = f.read()
       keep = data.rfind(b'\n') + 1
       f.truncate(keep)
-    rows += data[:keep].count(b'\n')
+    kept = data[:keep].count(b'\n')
+    rows += kept
     os.replace(path, path[:-len('.inprogress')])
     _log.warning('request log: finished %s left by a stopped server '
-                 '(%d rows kept)', name, data[:keep].count(b'\n'))
+                 '(%d rows kept)', name, kept)
   return rows
 
 
