@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 from scipy import ndimage
-from scipy import stats
+from statsmodels.stats import proportion
 
-import blessing_policy  # benchmarks/: the shared hardware line
+import hardware as hardware_lib  # benchmarks/hardware.py
 import power_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -189,8 +189,8 @@ def _judge(ref, pixels, probs, alpha):
 
 
 def _rate_ci(k: int, n: int):
-  lo = stats.beta.ppf(0.025, k, n - k + 1) if k else 0.0
-  hi = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+  """The rate k/n and its exact (Clopper-Pearson) 95 % interval."""
+  lo, hi = proportion.proportion_confint(k, n, alpha=0.05, method='beta')
   return k / n, float(lo), float(hi)
 
 
@@ -206,7 +206,7 @@ def main():
   parser.add_argument('--seed', type=int, default=0)
   args = parser.parse_args()
   started = time.time()
-  hardware = blessing_policy._hardware()  # pylint: disable=protected-access
+  hardware = hardware_lib.describe()
   print(f'hardware: {hardware}')
   rng = np.random.default_rng(args.seed)
   sizes = [int(s) for s in args.sizes.split(',')]
