@@ -24,6 +24,7 @@ from monitoring import baseline as baseline_lib
 from monitoring import detectors
 from monitoring.config import MonitorConfig
 from monitoring.config import MonitorError
+from pipeline.errors import UserError
 
 REFERENCE_DIR = 'reference'
 # Enough for the KS and chi-square tests to be limited by the window, not the
@@ -50,19 +51,14 @@ def predict(serve, pixels: np.ndarray) -> np.ndarray:
 
 
 def eval_pixels(span_dir: str, limit: int = MAX_REFERENCE) -> np.ndarray:
-  """Pixels [N, 784] of a span's eval split (raw tf.Examples)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  """Pixels [N, 784] of a span's eval split, evenly subsampled to `limit`."""
   from pipeline import ingest  # pylint: disable=g-import-not-at-top
-  spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS],
-                                                    tf.int64)}
-  records = list(ingest.iter_span_examples(span_dir, features.EVAL_SPLIT))
-  if not records:
-    return np.zeros((0, features.NUM_PIXELS), np.int64)
-  if len(records) > limit:
-    records = [records[i] for i in np.linspace(0, len(records) - 1, limit,
-                                               dtype=int)]
-  parsed = tf.io.parse_example(tf.constant(records), spec)
-  return parsed[features.IMAGE_KEY].numpy()
+  images, _ = ingest.read_span_split(os.path.join(span_dir,
+                                                  features.EVAL_SPLIT))
+  pixels = images.reshape(len(images), features.NUM_PIXELS).astype(np.int64)
+  if len(pixels) > limit:
+    pixels = pixels[np.linspace(0, len(pixels) - 1, limit, dtype=int)]
+  return pixels
 
 
 def compute(model_dir: str, pixels: np.ndarray, model_version: str,
@@ -114,7 +110,10 @@ def find(cfg: MonitorConfig, base: baseline_lib.Baseline
   if not os.path.isfile(os.path.join(model_dir, 'saved_model.pb')):
     return None, (f'no reference for model {version}: no SavedModel at '
                   f'{model_dir} (pass --reference)')
-  pixels = eval_pixels(span_dir) if os.path.isdir(span_dir) else None
+  try:
+    pixels = eval_pixels(span_dir) if os.path.isdir(span_dir) else None
+  except UserError as e:  # an eval split that cannot be read: say why
+    return None, f'no reference for model {version}: {e} (pass --reference)'
   if pixels is None or len(pixels) < detectors.MIN_TEST_INSTANCES:
     return None, (f'no reference for model {version}: no eval split of span '
                   f'{base.span} at {span_dir} (pass --reference)')

@@ -244,6 +244,54 @@ def ingest(cfg: IngestConfig) -> str:
   return final_dir
 
 
+_SHARD_RE = re.compile(r'-(\d+)-of-(\d+)\.tfrecord\.gz$')
+
+
+def _parse_records(files: List[str]) -> Tuple[np.ndarray, np.ndarray]:
+  spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS],
+                                                    tf.int64),
+          features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(
+      4096).map(lambda s: tf.io.parse_example(s, spec))
+  images, labels = [], []
+  try:
+    for batch in dataset:
+      images.append(batch[features.IMAGE_KEY].numpy().astype(np.uint8))
+      labels.append(batch[features.LABEL_KEY].numpy())
+  except tf.errors.OpError as e:
+    raise IngestError(f'{files[0]}: cannot read as `tf.Example`s with '
+                      f'{features.IMAGE_KEY} and {features.LABEL_KEY} '
+                      f'({e.message.splitlines()[0]})') from None
+  if not labels:
+    return (np.zeros([0, features.IMAGE_SIZE, features.IMAGE_SIZE], np.uint8),
+            np.zeros([0], np.int64))
+  return (np.concatenate(images).reshape(
+      -1, features.IMAGE_SIZE, features.IMAGE_SIZE), np.concatenate(labels))
+
+
+def read_span_split(directory: str) -> Tuple[np.ndarray, np.ndarray]:
+  """(images [N, 28, 28] uint8, labels [N]) of one split of a span, in the
+  order they were ingested: record i went to shard i % k, so interleaving the
+  shards gives it back (files named otherwise are read in name order)."""
+  files = sorted(tf.io.gfile.glob(os.path.join(directory, '*.tfrecord.gz')))
+  if not files:
+    raise IngestError(f'{directory}: no *.tfrecord.gz files; expected a span '
+                      'split written by `fmnist ingest`')
+  shards = [_parse_records([f]) for f in files]
+  n = sum(len(labels) for _, labels in shards)
+  k = len(shards)
+  if not all(_SHARD_RE.search(f) for f in files) or any(
+      len(labels) != len(range(j, n, k)) for j, (_, labels) in
+      enumerate(shards)):
+    return (np.concatenate([images for images, _ in shards]),
+            np.concatenate([labels for _, labels in shards]))
+  images = np.empty([n, features.IMAGE_SIZE, features.IMAGE_SIZE], np.uint8)
+  labels = np.empty([n], np.int64)
+  for j, (shard_images, shard_labels) in enumerate(shards):
+    images[j::k], labels[j::k] = shard_images, shard_labels
+  return images, labels
+
+
 def iter_span_examples(span_dir: str, split: str) -> Iterator[bytes]:
   """Yields the serialized examples of one split of a span (for tests/tools)."""
   pattern = os.path.join(span_dir, split, '*.tfrecord.gz')

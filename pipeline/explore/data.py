@@ -9,7 +9,6 @@ in that order within their split.
 
 import dataclasses
 import os
-import re
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -22,7 +21,6 @@ from pipeline.errors import UserError
 # The official train set is `train` + `eval` (eval is held out of it for early
 # stopping); near-duplicates are looked for between it and `test`.
 TRAIN_SPLITS = (features.TRAIN_SPLIT, features.EVAL_SPLIT)
-_SHARD_RE = re.compile(r'-(\d+)-of-(\d+)\.tfrecord\.gz$')
 
 
 class ExploreError(UserError):
@@ -66,46 +64,12 @@ def span_dir(data_root: str, span: Optional[int]) -> tuple:
   return span, os.path.join(data_root, f'span-{span}')
 
 
-def _parse(files: List[str]) -> Split:
-  spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS],
-                                                    tf.int64),
-          features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-  dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(
-      4096).map(lambda s: tf.io.parse_example(s, spec))
-  images, labels = [], []
-  try:
-    for batch in dataset:
-      images.append(batch[features.IMAGE_KEY].numpy().astype(np.uint8))
-      labels.append(batch[features.LABEL_KEY].numpy())
-  except tf.errors.OpError as e:
-    raise ExploreError(f'{files[0]}: cannot read as `tf.Example`s with '
-                       f'{features.IMAGE_KEY} and {features.LABEL_KEY} '
-                       f'({e.message.splitlines()[0]})') from None
-  if not labels:
-    return Split(np.zeros([0, features.IMAGE_SIZE, features.IMAGE_SIZE],
-                          np.uint8), np.zeros([0], np.int64))
-  return Split(np.concatenate(images).reshape(
-      -1, features.IMAGE_SIZE, features.IMAGE_SIZE), np.concatenate(labels))
-
-
 def read_split(directory: str) -> Split:
-  """One split's records in ingestion order (shards interleaved back)."""
-  files = sorted(tf.io.gfile.glob(os.path.join(directory, '*.tfrecord.gz')))
-  if not files:
-    raise ExploreError(f'{directory}: no *.tfrecord.gz files; explore reads '
-                       'spans written by `fmnist ingest`')
-  shards = [_parse([f]) for f in files]
-  n = sum(len(s.labels) for s in shards)
-  k = len(shards)
-  if not all(_SHARD_RE.search(f) for f in files) or any(
-      len(s.labels) != len(range(j, n, k)) for j, s in enumerate(shards)):
-    return Split(np.concatenate([s.images for s in shards]),
-                 np.concatenate([s.labels for s in shards]))
-  images = np.empty([n, features.IMAGE_SIZE, features.IMAGE_SIZE], np.uint8)
-  labels = np.empty([n], np.int64)
-  for j, s in enumerate(shards):
-    images[j::k], labels[j::k] = s.images, s.labels
-  return Split(images, labels)
+  """One split's records in ingestion order (`ingest.read_span_split`)."""
+  try:
+    return Split(*ingest.read_span_split(directory))
+  except ingest.IngestError as e:
+    raise ExploreError(str(e)) from None
 
 
 def read_span(data_root: str, span: Optional[int] = None) -> SpanData:
