@@ -4,8 +4,10 @@ cry wolf: detection and false-alarm rates per window, measured.
 Windows of real test-set images (never trained on) go through a real model;
 each window's pixels, class probabilities and class ids are what the proxy
 logs, and `monitoring.detectors.run` (the code `fmnist monitor` runs) judges
-them against a reference: the same model on 6,000 held-out training images
-(60,000 - 6,000 on: what the pipeline's eval split stands for).
+them against a reference: for a pushed model, the pipeline's own
+MonitoringReference (the model on its span's eval split, found through MLMD
+lineage as `fmnist monitor` finds it); for the stand-in, the same model on the
+last 6,000 training images, which it never trained on.
 - natural windows: random test images -> false-alarm rate (with a 95 %
   Clopper-Pearson interval);
 - shifted windows: the shift suite below -> detection rate, per test and for
@@ -181,6 +183,23 @@ def _model_dir(home: str) -> str:
   return path
 
 
+def _pipeline_reference(home: str, model_dir: str):
+  """The pushed model's MonitoringReference, found as `fmnist monitor` finds
+  it (MLMD lineage), re-labelled 'bench'; None for the stand-in."""
+  if model_dir.startswith(STAND_IN_DIR):
+    return None
+  from monitoring import baseline  # pylint: disable=g-import-not-at-top
+  from monitoring import reference as monitor_reference  # pylint: disable=g-import-not-at-top
+  cfg = configs.PipelineConfig.from_home(home)
+  base = baseline.from_lineage(cfg.metadata_path, os.path.basename(model_dir))
+  if not base.reference_uri:
+    sys.exit(f'error: model {model_dir} has no MonitoringReference in '
+             f'{cfg.metadata_path} (rerun the pipeline)')
+  return monitor_reference.from_pipeline(
+      monitor_reference.read(base.reference_uri), base.reference_uri,
+      'bench', 'the pipeline\'s MonitoringReference')
+
+
 def _judge(ref, pixels, probs, alpha):
   """{test: p} and the Holm verdict per test, as `fmnist monitor` judges."""
   tests = detectors.run(ref, pixels, list(probs), list(np.argmax(probs, 1)),
@@ -197,6 +216,7 @@ def _rate_ci(k: int, n: int):
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--home', default=configs.DEFAULT_HOME)
+  parser.add_argument('--output', default=RESULTS)
   parser.add_argument('--sizes', default='100,200,500,1000')
   parser.add_argument('--natural', type=int, default=200,
                       help='natural windows per size (false alarms)')
@@ -212,27 +232,30 @@ def main():
   sizes = [int(s) for s in args.sizes.split(',')]
 
   model_dir = _model_dir(args.home)
-  train_x, _ = ingest.read_idx_pair(configs.DEFAULT_SOURCE_DIR,
-                                    ingest.TRAIN_FILES)
-  held_out = train_x[-REFERENCE_IMAGES:].reshape(REFERENCE_IMAGES, -1)
   serve = reference_lib.serving_function(model_dir)
   t = time.time()
-  ref = detectors.Reference.from_outputs(
-      held_out, reference_lib.predict(serve, held_out), 'bench',
-      f'{model_dir} on the last {REFERENCE_IMAGES} training images')
+  ref = _pipeline_reference(args.home, model_dir)
+  if ref is None:  # the stand-in: it never trained on the last images
+    train_x, _ = ingest.read_idx_pair(configs.DEFAULT_SOURCE_DIR,
+                                      ingest.TRAIN_FILES)
+    held_out = train_x[-REFERENCE_IMAGES:].reshape(REFERENCE_IMAGES, -1)
+    ref = detectors.Reference.from_outputs(
+        held_out, reference_lib.predict(serve, held_out), 'bench',
+        f'{model_dir} on the last {REFERENCE_IMAGES} training images')
   ref_seconds = time.time() - t
   test_x, test_y = ingest.read_idx_pair(configs.DEFAULT_SOURCE_DIR,
                                         ingest.TEST_FILES)
   flat = test_x.reshape(len(test_x), -1)
   probs = reference_lib.predict(serve, flat)
   accuracy = float(np.mean(np.argmax(probs, 1) == test_y))
-  print(f'model {model_dir}: test accuracy {accuracy:.4f}; reference of '
-        f'{REFERENCE_IMAGES} images in {ref_seconds:.1f} s')
+  print(f'model {model_dir}: test accuracy {accuracy:.4f}; reference: '
+        f'{ref.description} ({len(ref)} images, {ref_seconds:.1f} s)')
 
   results = {'hardware': hardware, 'model_dir': model_dir,
              'stand_in_model': model_dir.startswith(STAND_IN_DIR),
              'test_accuracy': accuracy, 'alpha': args.alpha,
-             'reference_images': REFERENCE_IMAGES, 'natural': {},
+             'reference_images': len(ref),
+             'reference': ref.description, 'natural': {},
              'shifted': {}, 'timings': {}}
   for n in sizes:
     alarms = {name: 0 for name in detectors.TESTS}
@@ -293,10 +316,10 @@ def main():
     results['timings'][n] = time.time() - t
     print(f'  {n:>6} instances: {results["timings"][n]:.2f} s')
   results['seconds'] = time.time() - started
-  os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-  with open(RESULTS, 'w', encoding='utf-8') as f:
+  os.makedirs(os.path.dirname(args.output), exist_ok=True)
+  with open(args.output, 'w', encoding='utf-8') as f:
     json.dump(results, f, indent=1)
-  print(f'\nwrote {RESULTS}; {results["seconds"]:.0f} s on {hardware}')
+  print(f'\nwrote {args.output}; {results["seconds"]:.0f} s on {hardware}')
 
 
 if __name__ == '__main__':

@@ -56,7 +56,8 @@ def main(argv=None) -> int:
   p.add_argument('--epochs', type=int, default=8)
   p.add_argument('--model-param', action='append', default=[],
                  help='KEY=JSON applied to every recipe, e.g. convs_per_block=1')
-  p.add_argument('--only', default=None, help='run only recipes containing this')
+  p.add_argument('--only', default=None,
+                 help='run only recipes containing this (or exactly this name)')
   p.add_argument('--output', default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), 'results', 'recipes.json'))
   args = p.parse_args(argv)
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
   results = {'hardware': hardware.describe(), 'epochs': args.epochs,
              'common': common, 'recipes': {}}
   for name, params in RECIPES.items():
-    if args.only and args.only not in name:
+    if args.only and args.only not in name or (
+        args.only in RECIPES and args.only != name):
       continue
     cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **common, **params,
                                  'epochs': args.epochs})

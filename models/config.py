@@ -33,6 +33,9 @@ class ModelConfig:
   augment_probability: float = 0.3
   # Share of images with one random rectangle blanked (0: off).
   erasing_probability: float = 0.0
+  # Serve the mean of the image's and its mirror image's probabilities
+  # (every exported signature; twice the inference cost).
+  flip_tta: bool = False
   # Training loop.
   epochs: int = 30
   batch_size: int = 128

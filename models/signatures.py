@@ -5,6 +5,10 @@
 - `serving_uint8`: the same for uint8 pixels (gRPC clients sending raw bytes).
 - `examples`: serialized raw `tf.Example`s, for TFMA and batch jobs.
 - `transform_features`: raw `tf.Example`s -> Transform output (debugging/TFMA).
+
+With `flip_tta`, every prediction signature answers the mean of the model's
+probabilities on the image and its mirror image (horizontal-flip test-time
+augmentation), so TFMA, the monitor and the proxy all see the same model.
 """
 
 from typing import Dict
@@ -20,9 +24,18 @@ CLASS_NAMES = 'class_names'
 PIXELS_INPUT = 'pixels'
 
 
-def _predictions(model, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-  probabilities = model(
-      transformed[features.transformed_name(features.IMAGE_KEY)], training=False)
+def _mirrored(flat: tf.Tensor) -> tf.Tensor:
+  """[N, 784] images flipped left-right (the transformed pixels keep the layout)."""
+  images = tf.reshape(flat, [-1, features.IMAGE_SIZE, features.IMAGE_SIZE])
+  return tf.reshape(tf.reverse(images, axis=[2]), [-1, features.NUM_PIXELS])
+
+
+def _predictions(model, transformed: Dict[str, tf.Tensor],
+                 flip_tta: bool = False) -> Dict[str, tf.Tensor]:
+  flat = transformed[features.transformed_name(features.IMAGE_KEY)]
+  probabilities = model(flat, training=False)
+  if flip_tta:
+    probabilities = (probabilities + model(_mirrored(flat), training=False)) / 2
   class_ids = tf.argmax(probabilities, axis=1)
   names = tf.constant(features.CLASS_NAMES)
   return {
@@ -58,7 +71,8 @@ def _raw_pixels_to_features(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
   return {features.IMAGE_KEY: tf.cast(tf.round(flat), tf.int64)}
 
 
-def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput):
+def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
+                            flip_tta: bool = False):
   """Returns the signatures to save with the model."""
   # Tracked as an attribute so the Transform assets are saved with the model.
   model.tft_layer = tf_transform_output.transform_features_layer()
@@ -66,7 +80,8 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput):
   serving_spec = {k: v for k, v in raw_spec.items() if k != features.LABEL_KEY}
 
   def predict_pixels(pixels):
-    return _predictions(model, model.tft_layer(_raw_pixels_to_features(pixels)))
+    return _predictions(model, model.tft_layer(_raw_pixels_to_features(pixels)),
+                        flip_tta)
 
   @tf.function(input_signature=[
       tf.TensorSpec(shape=None, dtype=tf.float32, name=PIXELS_INPUT)])
@@ -82,7 +97,7 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput):
       tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
   def serve_examples(serialized):
     raw = tf.io.parse_example(serialized, serving_spec)
-    return _predictions(model, model.tft_layer(raw))
+    return _predictions(model, model.tft_layer(raw), flip_tta)
 
   @tf.function(input_signature=[
       tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
@@ -98,6 +113,6 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput):
 
 
 def export(model, tf_transform_output: tft.TFTransformOutput,
-           export_dir: str) -> None:
-  tf.saved_model.save(model, export_dir,
-                      signatures=make_serving_signatures(model, tf_transform_output))
+           export_dir: str, flip_tta: bool = False) -> None:
+  tf.saved_model.save(model, export_dir, signatures=make_serving_signatures(
+      model, tf_transform_output, flip_tta))

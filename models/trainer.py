@@ -63,5 +63,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       os.path.join(fn_args.model_run_dir, HISTORY_FILE), 'w') as f:
     json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()},
               f)
-  signatures.export(model, tf_transform_output, fn_args.serving_model_dir)
+  signatures.export(model, tf_transform_output, fn_args.serving_model_dir,
+                    cfg.flip_tta)
   logging.info('Exported %s to %s', cfg.run_name(), fn_args.serving_model_dir)

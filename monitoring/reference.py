@@ -26,7 +26,9 @@ from monitoring.config import MonitorError
 from pipeline import reference as pipeline_reference
 
 
-def _read(path: str) -> bytes:
+def read(path: str) -> bytes:
+  """A reference file, or `reference.npz` in an artifact directory (local or
+  gs://)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if tf.io.gfile.isdir(path):
     path = os.path.join(path, pipeline_reference.FILE)
@@ -54,7 +56,7 @@ def _load_given(path: str, model_version: Optional[str]) -> detectors.Reference:
   it is small), in either format."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   try:
-    data = _read(path)
+    data = read(path)
   except (tf.errors.OpError, OSError) as e:
     raise MonitorError(f'--reference {path}: cannot read it ({e})') from None
   try:
@@ -87,7 +89,7 @@ def find(cfg: MonitorConfig, base: baseline_lib.Baseline
                   'without that component: rerun the pipeline, or pass '
                   '--reference)')
   try:
-    return from_pipeline(_read(base.reference_uri), base.reference_uri,
+    return from_pipeline(read(base.reference_uri), base.reference_uri,
                          version, 'the pipeline\'s MonitoringReference, '
                          'found through MLMD lineage'), ''
   except Exception as e:  # pylint: disable=broad-except

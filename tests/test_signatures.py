@@ -61,3 +61,27 @@ def test_tf_example_signature_matches_raw_pixels(loaded, real_slice):
 def test_bad_pixels_are_rejected_with_a_message(loaded, pixels, message):
   with pytest.raises(tf.errors.InvalidArgumentError, match=message):
     loaded.signatures['serving_default'](pixels=tf.constant(pixels))
+
+
+def test_flip_tta_answers_the_mean_over_the_image_and_its_mirror(
+    trained_model, transform_dir, real_slice, tmp_path):
+  """`flip_tta`: every prediction signature averages the model's answers on
+  the image and on the image flipped left-right."""
+  import tensorflow_transform as tft
+  model, transformed = trained_model
+  images, labels = real_slice
+  signatures.export(model, tft.TFTransformOutput(transform_dir),
+                    str(tmp_path / 'tta'), flip_tta=True)
+  tta = tf.saved_model.load(str(tmp_path / 'tta'))
+  x = np.asarray(transformed[:16]).reshape(16, 28, 28)
+  expected = (model.predict(x.reshape(16, 784), verbose=0) +
+              model.predict(x[:, :, ::-1].reshape(16, 784), verbose=0)) / 2
+  out = tta.signatures['serving_default'](
+      pixels=tf.constant(images[:16].astype(np.float32)))
+  np.testing.assert_allclose(out[signatures.PROBABILITIES], expected,
+                             rtol=1e-4, atol=1e-5)
+  serialized = [ingest.to_example(i, l)
+                for i, l in zip(images[:16], labels[:16])]
+  by_example = tta.signatures['examples'](examples=tf.constant(serialized))
+  np.testing.assert_allclose(by_example[signatures.PROBABILITIES], expected,
+                             rtol=1e-4, atol=1e-5)
