@@ -161,7 +161,13 @@ _VERTEX_HELP = {
     'accelerator_count': 'number of GPUs',
     'endpoint': 'also deploy blessed models to this Vertex Endpoint (display '
                 'name)',
-    'prediction_image': 'Vertex prediction container for --endpoint',
+    'prediction_image': 'Vertex prediction container; with it each push is '
+                        'a new version of --registry-model (and --endpoint '
+                        'serves it)',
+    'registry_model': 'Model Registry model ID whose versions the pushes are '
+                      '(default fmnist-cnn)',
+    'registry_aliases': 'comma-separated aliases moved to each new version '
+                        '(default blessed,serving)',
     'experiment': 'Vertex AI Experiments name (default: the pipeline name)',
     'tensorboard': 'Vertex TensorBoard resource for per-epoch time series',
     'labels': 'KEY=VALUE label on the job (repeatable; env: k=v,k2=v2)',

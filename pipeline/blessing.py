@@ -90,5 +90,6 @@ def Blessing(  # pylint: disable=invalid-name
   io_utils.write_string_file(
       os.path.join(blessing.uri, DECISION_FILE),
       json.dumps({'blessed': decision.blessed, 'reason': decision.reason,
-                  'numbers': decision.numbers}, indent=1))
+                  'numbers': decision.numbers,
+                  'span': examples.span}, indent=1))
   logging.info('%s', decision.reason)
