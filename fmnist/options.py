@@ -31,6 +31,11 @@ def add_ingest_args(p: argparse.ArgumentParser) -> None:
   p.add_argument('--source', default=configs.DEFAULT_SOURCE_DIR,
                  help='directory (local or gs://) with the four IDX .gz files '
                       '(default: %(default)s)')
+  add_ingest_slices(p)
+
+
+def add_ingest_slices(p: argparse.ArgumentParser) -> None:
+  """Which part of the IDX files a span takes (`ingest`, `watch`)."""
   p.add_argument('--train-limit', type=int, default=None,
                  help='take only this many official train images')
   p.add_argument('--train-offset', type=int, default=0)
