@@ -39,6 +39,7 @@ INCOMPLETE = 'incomplete'
 UNSTABLE = 'still being written'
 SEEN = 'already ingested'
 INGESTED = 'ingested'
+REJECTED = 'rejected'  # the polling loop's report of an invalid set
 RECORD_DIR = 'ingested'  # under state_dir: one JSON file per fingerprint
 
 
@@ -153,6 +154,9 @@ def check(cfg: WatchConfig, previous_sizes: Optional[Tuple[int, ...]] = None,
   `previous_sizes` (from the last look of a polling loop) replaces the wait
   between two size readings.
   """
+  if not cfg.source_dir.startswith('gs://') and not os.path.isdir(
+      cfg.source_dir):
+    raise configs.ConfigError(f'{cfg.source_dir} is not a directory')
   paths = _files(cfg.source_dir)
   if paths is None:
     return Event(INCOMPLETE, f'waiting for all four IDX files in '
@@ -214,6 +218,7 @@ def watch(cfg: WatchConfig, report: Callable[[Event], None],
   """`check` once (cfg.once) or every `interval_seconds`; reports changes.
 
   Between looks the sizes of the previous look stand in for the settle wait.
+  The loop reports an invalid set and keeps watching (`--once` raises).
   Returns the last event (the loop ends only with `once` or after `looks`).
   """
   if cfg.once:
@@ -223,7 +228,10 @@ def watch(cfg: WatchConfig, report: Callable[[Event], None],
   previous, last_line, n = None, None, 0
   while True:
     # The first look has no sizes to compare with: () never matches.
-    event = check(cfg, previous_sizes=previous or (), sleep=sleep)
+    try:
+      event = check(cfg, previous_sizes=previous or (), sleep=sleep)
+    except ingest.IngestError as e:  # keep watching for a fixed upload
+      event = Event(REJECTED, str(e))
     paths = _files(cfg.source_dir)
     previous = _sizes(paths) if paths else None
     if event.line() != last_line:

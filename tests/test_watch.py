@@ -145,6 +145,23 @@ def test_polling_reports_each_change_once(tmp_path):
   assert _spans(tmp_path / 'home') == [1]
 
 
+def test_polling_reports_a_bad_set_and_takes_the_fixed_one(tmp_path):
+  _upload(tmp_path / 'in')
+  (tmp_path / 'in' / FILES[1]).write_bytes(b'not gzip, not idx')
+  events = []
+
+  def sleep(seconds):
+    del seconds
+    if events[-1].status == watch.REJECTED:  # the fixed upload comes
+      _upload(tmp_path / 'in')
+
+  watch.watch(_cfg(tmp_path), events.append, sleep=sleep, looks=4)
+  assert [e.status for e in events] == [
+      watch.UNSTABLE, watch.REJECTED, watch.UNSTABLE, watch.INGESTED]
+  assert 'is not an IDX1 label file' in events[1].detail
+  assert _spans(tmp_path / 'home') == [1]
+
+
 def test_two_watchers_racing_ingest_once(tmp_path):
   _upload(tmp_path / 'in')
   cfg = _cfg(tmp_path)
@@ -162,3 +179,6 @@ def test_bad_settings(tmp_path, capsys):
     dataclasses.replace(_cfg(tmp_path), interval_seconds=0)
   code, _, err = _watch(capsys, tmp_path, tmp_path / 'h', '--marker', '../x')
   assert code == 2 and "--marker '../x' must be a file name" in err
+  code, _, err = _watch(capsys, tmp_path / 'nowhere', tmp_path / 'h')
+  assert code == 2 and err == f'error: {tmp_path / "nowhere"} is not a ' \
+      'directory\n'
