@@ -12,7 +12,9 @@ push is a new *version* of one registry model found by a stable model ID:
 - the aliases (`blessed`, `serving` by default) are then moved to it with
   `mergeVersionAliases` (an alias names one version of a model at a time;
   merging it onto a version takes it off the one that had it);
-- if an Endpoint is configured, the version is deployed there with all traffic.
+- if an Endpoint is configured, the version is deployed there with all traffic;
+- a retried push of the model that is already the default version (same
+  artifact URI) uploads nothing and deploys nothing twice.
 
 `RegistryPusherExecutor` is the Pusher executor that does this on Vertex;
 `register()` is the part that talks to Vertex, callable on its own.
@@ -127,6 +129,7 @@ class Registered:
   version_id: str
   aliases: Tuple[str, ...]
   deployed_to: Optional[str] = None  # the Endpoint's resource name
+  uploaded: bool = True  # False: this model was already the newest version
 
   @property
   def versioned_name(self) -> str:
@@ -148,27 +151,36 @@ def register(cfg: RegistryConfig, artifact_uri: str, provenance: Provenance,
                   credentials=credentials, api_endpoint=cfg.api_endpoint,
                   api_transport='rest')
   try:
-    aiplatform.Model(model_name=cfg.model_id)
-    parent = {'parent_model': cfg.model_id}
+    current = aiplatform.Model(model_name=cfg.model_id)  # the default version
   except exceptions.NotFound:
-    parent = {'model_id': cfg.model_id}
-  labels = {**dict(cfg.labels), **provenance.labels()}
-  model = aiplatform.Model.upload(
-      display_name=cfg.model_id, artifact_uri=artifact_uri,
-      serving_container_image_uri=cfg.serving_image,
-      is_default_version=True, labels=labels,
-      version_description=_description(provenance), **parent)
+    current = None
+  if current is not None and current.uri == artifact_uri:
+    # A retried push of the model already registered: no second version.
+    model, uploaded = current, False
+  else:
+    parent = ({'parent_model': cfg.model_id} if current is not None else
+              {'model_id': cfg.model_id})
+    model, uploaded = aiplatform.Model.upload(
+        display_name=cfg.model_id, artifact_uri=artifact_uri,
+        serving_container_image_uri=cfg.serving_image,
+        is_default_version=True,
+        labels={**dict(cfg.labels), **provenance.labels()},
+        version_description=_description(provenance), **parent), True
   if cfg.aliases:
     model.versioning_registry.add_version_aliases(list(cfg.aliases),
                                                   version=model.version_id)
   deployed_to = None
   if cfg.endpoint:
     endpoint = _endpoint(aiplatform, cfg, dict(cfg.labels), credentials)
-    model.deploy(endpoint=endpoint, machine_type=cfg.machine_type,
-                 traffic_percentage=100)
+    versioned = f'{model.resource_name}@{model.version_id}'
+    if not any(d.model == versioned
+               for d in endpoint.gca_resource.deployed_models):
+      model.deploy(endpoint=endpoint, machine_type=cfg.machine_type,
+                   traffic_percentage=100)
     deployed_to = endpoint.resource_name
   return Registered(model=model.resource_name, version_id=model.version_id,
-                    aliases=cfg.aliases, deployed_to=deployed_to)
+                    aliases=cfg.aliases, deployed_to=deployed_to,
+                    uploaded=uploaded)
 
 
 def _description(p: Provenance) -> str:

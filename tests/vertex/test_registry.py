@@ -33,8 +33,9 @@ def _cfg(fake, **kw):
 
 
 def _push(fake, span, accuracy, **kw):
+  """A push of span `span`'s model (one Trainer run per span)."""
   return registry.register(
-      _cfg(fake, **kw), _uri() + '/Format-Serving',
+      _cfg(fake, **kw), _uri(f'Trainer_-{span}') + '/Format-Serving',
       registry.Provenance(span=span, accuracy=accuracy, run=JOB),
       credentials=ga_credentials.AnonymousCredentials())
 
@@ -47,7 +48,7 @@ def test_first_push_creates_version_1_with_aliases(fake_vertex):
   (v1,) = fake_vertex.model_versions[MODEL]
   assert sorted(v1['versionAliases']) == ['blessed', 'default', 'serving']
   assert v1['displayName'] == 'fmnist-cnn'
-  assert v1['artifactUri'] == _uri() + '/Format-Serving'
+  assert v1['artifactUri'] == _uri('Trainer_-1') + '/Format-Serving'
   assert v1['containerSpec']['imageUri'] == PREDICTION_IMAGE
   assert v1['labels'] == {'team': 'ml', 'span': '1', 'accuracy': '0-9399',
                           'pipeline_run': JOB}
@@ -87,6 +88,15 @@ def test_push_with_an_endpoint_deploys_the_version(fake_vertex):
   assert endpoint['trafficSplit'] == {newest['id']: 100}
   assert newest['dedicatedResources']['machineSpec']['machineType'] == (
       'n1-standard-2')
+
+
+def test_a_retried_push_of_the_same_model_adds_no_version(fake_vertex):
+  _push(fake_vertex, span=1, accuracy=0.93, endpoint='fmnist-ep')
+  again = _push(fake_vertex, span=1, accuracy=0.93, endpoint='fmnist-ep')
+  assert (again.version_id, again.uploaded) == ('1', False)
+  assert len(fake_vertex.model_versions[MODEL]) == 1
+  assert len(fake_vertex.bodies('POST', 'models:upload')) == 1
+  assert len(fake_vertex.resources[again.deployed_to]['deployedModels']) == 1
 
 
 def test_run_is_read_from_the_vertex_artifact_uri():
