@@ -7,13 +7,17 @@ Vertex pipeline job, the path `--runner vertex` takes).
 
 import dataclasses
 import gzip
+import http.server
+import json
 import os
 import struct
+import urllib.parse
 
 import numpy as np
 import pytest
 
 from fmnist import cli
+import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
 from pipeline import ingest
 from pipeline import watch
 
@@ -182,3 +186,51 @@ def test_bad_settings(tmp_path, capsys):
   code, _, err = _watch(capsys, tmp_path / 'nowhere', tmp_path / 'h')
   assert code == 2 and err == f'error: {tmp_path / "nowhere"} is not a ' \
       'directory\n'
+
+
+class _FakeGcs(loopback.Loopback):
+  """Cloud Storage's JSON upload API, with its `ifGenerationMatch` check."""
+
+  def __init__(self):
+    self.objects, self.requests = {}, []
+    fake = self
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+      def log_message(self, *args):
+        del args
+
+      def do_POST(self):  # pylint: disable=invalid-name
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        fake.requests.append((url.path, query))
+        bucket = url.path.split('/')[5]
+        name = json.loads(body.split(b'\r\n\r\n', 2)[1].split(b'\r\n')[0])[
+            'name']
+        status, reply = 200, {'bucket': bucket, 'name': name,
+                              'generation': '1'}
+        if query.get('ifGenerationMatch') == '0' and (
+            (bucket, name) in fake.objects):
+          status, reply = 412, {'error': {'code': 412, 'message':
+                                          'conditionNotMet'}}
+        else:
+          fake.objects[(bucket, name)] = body
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    super().__init__(Handler)
+
+
+def test_a_gcs_record_is_claimed_once(monkeypatch):
+  """On Cloud Storage the claim is a create with ifGenerationMatch=0."""
+  with _FakeGcs() as gcs:
+    monkeypatch.setenv('STORAGE_EMULATOR_HOST', gcs.url)
+    path = 'gs://my-bucket/watch/ingested/abc.json'
+    assert watch._claim(path, {'state': 'ingesting'})  # pylint: disable=protected-access
+    assert not watch._claim(path, {'state': 'ingesting'})  # pylint: disable=protected-access
+  assert [q.get('ifGenerationMatch') for _, q in gcs.requests] == ['0', '0']
+  assert list(gcs.objects) == [('my-bucket', 'watch/ingested/abc.json')]
