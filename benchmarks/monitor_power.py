@@ -33,7 +33,7 @@ import power_model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from monitoring import detectors  # pylint: disable=g-import-not-at-top,wrong-import-position
-from monitoring import reference as reference_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pipeline import reference as reference_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline import configs  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline import ingest  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pipeline import pusher  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -35,6 +35,9 @@ RECIPES = {
     'shift+flip on half, cosine, less dropout': dict(
         LIGHT, augment_probability=0.5, lr_schedule='cosine',
         conv_dropout=0.1, dense_dropout=0.3),
+    'shift+flip on half, cosine, less dropout, weight decay 0.05': dict(
+        LIGHT, augment_probability=0.5, lr_schedule='cosine',
+        conv_dropout=0.1, dense_dropout=0.3, weight_decay=0.05),
 }
 
 

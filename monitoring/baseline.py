@@ -21,6 +21,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from models import features
 from monitoring.config import MonitorError
+from pipeline import reference
 
 _BINARY_STATS = 'FeatureStats.pb'   # StatisticsGen since TFX 1.x
 _TFRECORD_STATS = 'stats_tfrecord'  # older StatisticsGen outputs
@@ -41,6 +42,8 @@ class Baseline:
   description: str               # for people: where it came from and why
   span: Optional[int] = None
   model_version: Optional[str] = None  # the pushed model it belongs to
+  # The pipeline's monitoring reference for that model (a directory), if any.
+  reference_uri: Optional[str] = None
 
 
 def load_split_statistics(
@@ -128,18 +131,30 @@ class _Lineage:
       examples = earlier
     return None
 
-  def statistics_of(self, examples) -> Optional[object]:
-    """The newest statistics StatisticsGen computed from `examples`."""
-    events = self._store.get_events_by_artifact_ids([examples.id])
+  def made_from(self, artifact, type_name: str) -> Optional[object]:
+    """The newest live `type_name` artifact an execution made from
+    `artifact` (an output of one of its readers)."""
+    events = self._store.get_events_by_artifact_ids([artifact.id])
     readers = {e.execution_id for e in events if e.type in _INPUTS}
     if not readers:
       return None
     out_events = self._store.get_events_by_execution_ids(sorted(readers))
     ids = [e.artifact_id for e in out_events if e.type in _OUTPUTS]
-    stats = [a for a in self._store.get_artifacts_by_id(ids)
-             if self.type_name(a) == 'ExampleStatistics' and
+    found = [a for a in self._store.get_artifacts_by_id(ids)
+             if self.type_name(a) == type_name and
              a.state == metadata_store_pb2.Artifact.LIVE]
-    return max(stats, key=lambda a: a.id) if stats else None
+    return max(found, key=lambda a: a.id) if found else None
+
+  def statistics_of(self, examples) -> Optional[object]:
+    """The newest statistics StatisticsGen computed from `examples`."""
+    return self.made_from(examples, 'ExampleStatistics')
+
+  def reference_of(self, pushed) -> Optional[str]:
+    """The URI of the monitoring reference the pipeline made for the pushed
+    model (pipeline/reference.py), or None (a model pushed before it existed)."""
+    models = self.upstream(pushed, 'model')
+    found = self.made_from(models[0], reference.TYPE_NAME) if models else None
+    return found.uri if found is not None else None
 
 
 def _pushed_models(store, version: Optional[str]) -> Iterable:
@@ -173,7 +188,8 @@ def from_lineage(metadata_path: str,
              f'{version} was trained on (MLMD lineage; the served version '
              f'{served_version} is not in this MLMD)')
     return Baseline(statistics=load_split_statistics(stats.uri), uri=stats.uri,
-                    description=how, span=span, model_version=version)
+                    description=how, span=span, model_version=version,
+                    reference_uri=lineage.reference_of(pushed))
   return _newest_accepted(store, notes or ['no pushed model in MLMD'])
 
 

@@ -19,6 +19,7 @@ from pipeline import configs
 from pipeline import data_gate
 from pipeline import evaluation
 from pipeline import pusher as pusher_lib
+from pipeline import reference_component
 
 PREPROCESSING_FN = 'models.preprocessing.preprocessing_fn'
 RUN_FN = 'models.trainer.run_fn'
@@ -107,6 +108,12 @@ def create_components(cfg: configs.PipelineConfig) -> List:
       custom_config={trainer_lib.MODEL_CONFIG_KEY: cfg.model.to_dict(),
                      **trainer_config})
 
+  # What `fmnist monitor` compares served traffic with, found through MLMD
+  # lineage from the served model (pipeline/reference.py).
+  monitoring_reference = reference_component.MonitoringReference(
+      examples=example_gen.outputs['examples'],
+      model=trainer.outputs['model']).with_id('MonitoringReference')
+
   model_resolver = tfx.dsl.Resolver(
       strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
       model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -141,7 +148,8 @@ def create_components(cfg: configs.PipelineConfig) -> List:
 
   components = [example_gen, statistics_gen, schema_importer, schema_gen,
                 example_validator, baseline, gate, transform, trainer,
-                model_resolver, evaluator, blessing, pusher]
+                monitoring_reference, model_resolver, evaluator, blessing,
+                pusher]
   registry_config = (cfg.vertex.registry_config()
                      if cfg.vertex is not None else None)
   if registry_config:

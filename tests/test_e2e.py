@@ -28,7 +28,8 @@ SOURCE = configs.DEFAULT_SOURCE_DIR
 # these tests are about the pipeline, not the architecture (test_model.py).
 PIPELINE_ARGS = ['--epochs', '1', '--model-param', 'convs_per_block=1',
                  '--min-accuracy', '0.3', '--max-accuracy-drop', '1.0']
-TRAINING_NODES = {'Transform', 'Trainer', 'Evaluator', 'Blessing', 'Pusher'}
+TRAINING_NODES = {'Transform', 'Trainer', 'MonitoringReference', 'Evaluator',
+                  'Blessing', 'Pusher'}
 ALL_NODES = {'CuratedSchema', 'ImportExampleGen', 'StatisticsGen',
              'InferredSchema', 'ExampleValidator', 'PreviousAcceptedSpan',
              'DataGate', 'LatestBlessedModel'} | TRAINING_NODES
@@ -232,7 +233,17 @@ def test_monitor_finds_the_served_models_training_statistics(home, capsys):
   (stamp,) = [d for d in os.listdir(os.path.join(home, 'monitoring'))
               if d[0].isdigit()]
   with open(os.path.join(home, 'monitoring', stamp, 'summary.json')) as f:
-    assert json.load(f)['baseline']['span'] == span
+    written = json.load(f)
+  assert written['baseline']['span'] == span
+  # The reference is the pipeline's MonitoringReference of this model, found
+  # through lineage, not computed by the monitor.
+  assert written['tests']['reference'].startswith(
+      f'model {version} on ') and written['tests']['reference'].endswith(
+          f'of span {span}, which the model did not train on, predicted in '
+          'the pipeline run (the pipeline\'s MonitoringReference, found '
+          'through MLMD lineage)'), written['tests']['reference']
+  assert written['tests']['skipped'] == []
+  assert not os.path.exists(os.path.join(home, 'monitoring', 'reference'))
 
 
 def test_compare_two_real_evaluated_runs(home, capsys):

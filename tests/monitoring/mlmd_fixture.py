@@ -4,7 +4,8 @@ A real SQLite MLMD store with the artifact types, properties and event keys
 the local runner records (compare a real `work/metadata.sqlite`):
 ImportExampleGen -> Examples(span) -> StatisticsGen -> ExampleStatistics ->
 DataGate -> report(statistics_id); Examples -> Transform -> Examples ->
-Trainer -> Model -> Pusher -> PushedModel(pushed, pushed_version). Running the
+Trainer -> Model -> Pusher -> PushedModel(pushed, pushed_version); Examples +
+Model -> MonitoringReference -> fmnist.MonitoringReference. Running the
 pipeline itself takes minutes; tests/test_e2e.py does that.
 """
 
@@ -19,7 +20,7 @@ _ARTIFACT_TYPES = {
                  'split_names': mlmd.STRING},
     'ExampleStatistics': {'span': mlmd.INT, 'split_names': mlmd.STRING},
     'ExampleAnomalies': {'span': mlmd.INT, 'split_names': mlmd.STRING},
-    'Model': {}, 'PushedModel': {},
+    'Model': {}, 'PushedModel': {}, 'fmnist.MonitoringReference': {},
 }
 _COMPONENTS = {
     'ImportExampleGen': 'tfx.components.example_gen.import_example_gen.'
@@ -29,6 +30,7 @@ _COMPONENTS = {
     'Transform': 'tfx.components.transform.component.Transform',
     'Trainer': 'tfx.components.trainer.component.Trainer',
     'Pusher': 'tfx.components.pusher.component.Pusher',
+    'MonitoringReference': 'pipeline.reference_component.MonitoringReference',
 }
 
 
@@ -83,8 +85,11 @@ class PipelineStore:
             for key in outputs}
 
   def record_run(self, root: str, span: int, statistics_uri: str,
-                 pushed_version: Optional[str]) -> Dict[str, mlmd.Artifact]:
-    """One accepted span trained on and (if a version is given) pushed."""
+                 pushed_version: Optional[str],
+                 reference_uri: Optional[str] = None
+                 ) -> Dict[str, mlmd.Artifact]:
+    """One accepted span trained on and (if a version is given) pushed, with
+    the pipeline's monitoring reference at `reference_uri` if given."""
     def uri(name):
       return os.path.join(root, name, str(span))
     # ExampleGen records the span as a custom property (the real store's
@@ -105,6 +110,11 @@ class PipelineStore:
         'examples': transformed['transformed_examples']}, {
             'model': self._artifact('Model', uri('model'))})['model']
     found = {'examples': examples, 'statistics': stats, 'model': model}
+    if reference_uri is not None:
+      found.update(self._execute(
+          'MonitoringReference', {'examples': examples, 'model': model},
+          {'reference': self._artifact('fmnist.MonitoringReference',
+                                       reference_uri, span=span)}))
     if pushed_version is not None:
       found.update(self._execute('Pusher', {'model': model}, {
           'pushed_model': self._artifact(

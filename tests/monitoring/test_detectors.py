@@ -160,6 +160,31 @@ def test_reference_round_trip_and_bad_file(data, tmp_path):
     detectors.Reference.load(str(tmp_path / 'bad.npz'))
 
 
+def test_the_pipelines_reference_file_is_read_as_a_reference(data, tmp_path):
+  """pipeline/reference.py's file (or its artifact directory) becomes the
+  same Reference the tests use; anything else is refused by name."""
+  from monitoring import reference as monitor_reference
+  from pipeline import reference as pipeline_reference
+  ref, pixels = data[0], data[1][:REF]
+  pipeline_reference.write(str(tmp_path / pipeline_reference.FILE), pixels,
+                           ref.probabilities, 'held-out images')
+  with open(tmp_path / pipeline_reference.FILE, 'rb') as f:
+    loaded = monitor_reference.from_pipeline(f.read(), 'x', VERSION, 'how')
+  assert loaded.description == f'model {VERSION} on held-out images (how)'
+  given = monitor_reference._load_given(str(tmp_path), VERSION)  # the artifact
+  assert given.description == (f'model {VERSION} on held-out images (given '
+                               f'with --reference {tmp_path})')
+  np.testing.assert_allclose(loaded.image_features, ref.image_features)
+  np.testing.assert_allclose(loaded.probabilities, ref.probabilities,
+                             atol=1e-6)
+  with pytest.raises(ValueError, match='x: not a monitoring reference'):
+    monitor_reference.from_pipeline(b'not numpy', 'x', VERSION, 'how')
+  np.savez(tmp_path / 'wrong.npz', pixels=pixels[:, :100],
+           probabilities=ref.probabilities, description='d')
+  with pytest.raises(ValueError, match=r'shapes \(1000, 100\)'):
+    pipeline_reference.read(str(tmp_path / 'wrong.npz'))
+
+
 # `fmnist monitor` with the tests: the proxy's fake answers (monitor_testenv:
 # 0.91 on the true label) are the reference's outputs too.
 
@@ -207,8 +232,8 @@ def test_monitor_without_reference_runs_tfdv_and_says_what_was_skipped(
   write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
   status, out, err = monitor()
   assert status == config_lib.EXIT_HEALTHY, err
-  assert (f'skipped: bbsd: no reference for model {VERSION}: no SavedModel '
-          'at ') in out
+  assert (f'skipped: bbsd: no reference for model {VERSION}: it has no '
+          'MonitoringReference artifact in MLMD') in out
   (summary,) = summaries(home)
   assert [s['test'] for s in summary['tests']['skipped']] == list(
       detectors.TESTS)
@@ -226,34 +251,41 @@ def test_monitor_refuses_a_bad_reference_or_alpha(home, monitor, test_images,
   assert status == config_lib.EXIT_USAGE and '--alpha 1.5' in err
 
 
-def test_reference_is_computed_from_the_pushed_model_and_cached(
-    home, monitor, test_images, serving_dir):
-  """No --reference: the pushed model (the real export of a small CNN) on the
-  span's eval split, once; the next run reads the cached file."""
-  from pipeline import ingest
+def _pipeline_reference(home, statistics_uri, pixels, probabilities):
+  """A newer run of span 1 pushed as VERSION, with the pipeline's reference."""
+  from mlmd_fixture import PipelineStore
+  from pipeline import reference as pipeline_reference
+  uri = os.path.join(home, 'tfx', 'MonitoringReference', 'reference', '7')
+  os.makedirs(uri)
+  if pixels is not None:
+    pipeline_reference.write(os.path.join(uri, pipeline_reference.FILE),
+                             pixels, probabilities, 'held-out images')
+  PipelineStore(os.path.join(home, 'metadata.sqlite')).record_run(
+      os.path.join(home, 'tfx'), 1, statistics_uri, VERSION,
+      reference_uri=uri)
+  return uri
+
+
+def test_the_served_models_pipeline_reference_is_found_through_lineage(
+    home, monitor, test_images, statistics_uri):
+  """No --reference: the MonitoringReference artifact the pipeline made for
+  the served model, found in MLMD (the e2e test does it on a real run)."""
   images, labels = test_images
-  os.makedirs(os.path.join(home, 'serving_model'))
-  os.symlink(os.path.join(serving_dir, '1'),
-             os.path.join(home, 'serving_model', VERSION))
-  ingest.write_split(images[:REF], labels[:REF],
-                     os.path.join(home, 'data', 'span-1', 'eval'), 2, 'eval')
+  probs = np.full((REF, 10), 0.01)
+  probs[np.arange(REF), labels[:REF]] = 0.91
+  _pipeline_reference(home, statistics_uri, images[:REF].reshape(REF, -1),
+                      probs)
   write_logs(os.path.join(home, 'request_logs'), images[REF:REF + 600],
              labels[REF:REF + 600])
   status, out, err = monitor()
-  assert 'tested: image_features' in out or '[test] image_features' in out
-  cached = os.path.join(home, 'monitoring', 'reference', f'{VERSION}.npz')
-  ref = detectors.Reference.load(cached)
-  assert len(ref) == REF and ref.model_version == VERSION
-  assert ref.description == (f'model {VERSION} on {REF} eval images of span 1, '
-                             'which it did not train on')
-  row_sums = ref.probabilities.sum(axis=1)
-  np.testing.assert_allclose(row_sums, 1.0, atol=1e-4)
+  assert status == config_lib.EXIT_HEALTHY, out + err
+  assert 'tested: bbsd KS D ' in out and 'tested: image_features' in out
   (summary,) = summaries(home)
-  assert summary['tests']['reference'] == ref.description
-  assert summary['tests']['skipped'] == [], (status, err)
-  mtime = os.path.getmtime(cached)
-  monitor()
-  assert os.path.getmtime(cached) == mtime
+  assert summary['tests']['reference'] == (
+      f'model {VERSION} on held-out images (the pipeline\'s '
+      'MonitoringReference, found through MLMD lineage)')
+  assert summary['tests']['skipped'] == []
+  assert not os.path.exists(os.path.join(home, 'monitoring', 'reference'))
 
 
 def test_monitor_refuses_a_missing_reference_file(home, monitor, test_images,
@@ -266,18 +298,15 @@ def test_monitor_refuses_a_missing_reference_file(home, monitor, test_images,
                         'read it') and 'Traceback' not in err
 
 
-def test_a_broken_pushed_model_is_a_skip_not_a_traceback(home, monitor,
-                                                         test_images):
-  from pipeline import ingest
+def test_an_unreadable_pipeline_reference_is_a_skip_not_a_traceback(
+    home, monitor, test_images, statistics_uri):
   images, labels = test_images
-  model_dir = os.path.join(home, 'serving_model', VERSION)
-  os.makedirs(model_dir)
-  with open(os.path.join(model_dir, 'saved_model.pb'), 'wb') as f:
-    f.write(b'not a SavedModel')
-  ingest.write_split(images[:100], labels[:100],
-                     os.path.join(home, 'data', 'span-1', 'eval'), 1, 'eval')
+  uri = _pipeline_reference(home, statistics_uri, None, None)
+  with open(os.path.join(uri, 'reference.npz'), 'wb') as f:
+    f.write(b'not numpy')
   write_logs(os.path.join(home, 'request_logs'), images[:600], labels[:600])
   status, out, err = monitor()
   assert status == config_lib.EXIT_HEALTHY, err
-  assert (f'skipped: bbsd: no reference for model {VERSION}: predicting the '
-          'eval split with ') in out
+  assert (f'skipped: bbsd: no reference for model {VERSION}: its '
+          f'MonitoringReference {uri} cannot be read (ValueError: ') in out
+  assert 'Traceback' not in out + err

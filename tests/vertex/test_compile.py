@@ -15,7 +15,8 @@ EXPECTED_TASKS = {
     'ImportExampleGen', 'StatisticsGen', 'CuratedSchema', 'InferredSchema',
     'ExampleValidator', 'PreviousAcceptedSpan', 'DataGate', 'Transform',
     'Trainer', 'LatestBlessedModel-model-blessing-resolver',
-    'LatestBlessedModel-model-resolver', 'Evaluator', 'Blessing', 'Pusher'}
+    'LatestBlessedModel-model-resolver', 'Evaluator', 'Blessing', 'Pusher',
+    'MonitoringReference'}
 # task -> upstream tasks it must wait for (data edges and the DataGate gate).
 EXPECTED_EDGES = {
     'StatisticsGen': {'ImportExampleGen', 'CuratedSchema'},
@@ -30,6 +31,8 @@ EXPECTED_EDGES = {
     'Blessing': {'ImportExampleGen', 'Trainer', 'Evaluator',
                  'LatestBlessedModel-model-resolver'},
     'Pusher': {'Trainer', 'Blessing'},
+    # What `fmnist monitor` compares served traffic with (pipeline/reference.py).
+    'MonitoringReference': {'ImportExampleGen', 'Trainer'},
 }
 
 
@@ -90,7 +93,7 @@ def test_every_executor_runs_the_configured_image(spec):
   containers = {k: v['container'] for k, v in executors.items()
                 if 'container' in v}
   resolvers = {k for k, v in executors.items() if 'resolver' in v}
-  assert len(containers) == 11 and len(resolvers) == 3
+  assert len(containers) == 12 and len(resolvers) == 3
   assert len(containers) + len(resolvers) == len(executors)
   for label, container in containers.items():
     assert container['image'] == IMAGE, label
