@@ -176,9 +176,14 @@ def check(cfg: WatchConfig, previous_sizes: Optional[Tuple[int, ...]] = None,
   if not _claim(record, {'state': 'ingesting', 'files': list(paths),
                          'started': time.time()}):
     done = _read(record)
-    return Event(SEEN, f'these files were {done.get("state", "claimed")}'
-                 + (f' as {done["span_dir"]}' if done.get('span_dir') else '')
-                 + f' (record {record})', fp, done.get('span_dir'))
+    if done.get('state') == 'ingested':
+      return Event(SEEN, f'these files were ingested as {done["span_dir"]} '
+                   f'(record {record})', fp, done['span_dir'])
+    # Another look is ingesting them, or one was killed half way (its span
+    # was never renamed into place): say how to retry.
+    return Event(SEEN, 'these files are being ingested by another look '
+                 f'since {time.ctime(done.get("started", 0))}; if none is, '
+                 f'delete {record} to ingest them again', fp)
   try:
     span_dir = ingest.ingest(dataclasses.replace(
         cfg.ingest, source_dir=cfg.source_dir, span=None))

@@ -176,6 +176,11 @@ def test_two_watchers_racing_ingest_once(tmp_path):
   assert first.status == watch.INGESTED and os.path.exists(record)
   # A second event that got past the size check claims the same record.
   assert not watch._claim(record, {})  # pylint: disable=protected-access
+  # A look killed half way leaves its claim: the next look says what to do.
+  with open(record, 'w', encoding='utf-8') as f:
+    json.dump({'state': 'ingesting', 'started': 0}, f)
+  event = watch.check(cfg, sleep=lambda s: None)
+  assert event.status == watch.SEEN and f'delete {record}' in event.detail
 
 
 def test_bad_settings(tmp_path, capsys):
