@@ -112,7 +112,8 @@ def test_deploys_job_workflow_and_a_finalized_trigger(tmp_path):
       '${text.match_regex(object_name, "^raw/fashion-mnist/")}')
   assert steps['run_job']['call'] == 'googleapis.run.v1.namespaces.jobs.run'
   assert steps['run_job']['args'] == {
-      'name': f'namespaces/{PROJECT}/jobs/fmnist-trigger', 'location': REGION}
+      'name': f'namespaces/{PROJECT}/jobs/fmnist-trigger', 'location': REGION,
+      'body': {}, 'connector_params': {'skip_polling': True}}
 
   create = _call(calls, 'eventarc', 'triggers', 'create')['args']
   assert 'fmnist-raw-finalized' in create
