@@ -9,6 +9,7 @@
   fmnist monitor           served traffic vs. training data: skew, drift, alert
   fmnist compare           two evaluated models: paired test, 95% CIs, HTML
   fmnist explore           a span's classes, embeddings, duplicates, label errors
+  fmnist watch DIR         new IDX files in DIR -> the next span -> a pipeline run
 
 Each subcommand lives in fmnist/commands/, parses its flags into typed configs
 and calls the library. Errors a user can fix (`pipeline.errors.UserError`)
@@ -30,10 +31,12 @@ from fmnist.commands import pipeline
 from fmnist.commands import report
 from fmnist.commands import run
 from fmnist.commands import serve
+from fmnist.commands import watch
 from pipeline import configs
 from pipeline.errors import UserError
 
-COMMANDS = (ingest, pipeline, run, report, serve, monitor, compare, explore)
+COMMANDS = (ingest, pipeline, run, report, serve, monitor, compare, explore,
+            watch)
 
 _OWN_CODE = tuple(os.path.join(configs.REPO_ROOT, d) + os.sep
                   for d in ('models', 'pipeline', 'fmnist', 'serving',

@@ -31,6 +31,11 @@ def add_ingest_args(p: argparse.ArgumentParser) -> None:
   p.add_argument('--source', default=configs.DEFAULT_SOURCE_DIR,
                  help='directory (local or gs://) with the four IDX .gz files '
                       '(default: %(default)s)')
+  add_ingest_slices(p)
+
+
+def add_ingest_slices(p: argparse.ArgumentParser) -> None:
+  """Which part of the IDX files a span takes (`ingest`, `watch`)."""
   p.add_argument('--train-limit', type=int, default=None,
                  help='take only this many official train images')
   p.add_argument('--train-offset', type=int, default=0)
@@ -161,7 +166,13 @@ _VERTEX_HELP = {
     'accelerator_count': 'number of GPUs',
     'endpoint': 'also deploy blessed models to this Vertex Endpoint (display '
                 'name)',
-    'prediction_image': 'Vertex prediction container for --endpoint',
+    'prediction_image': 'Vertex prediction container; with it each push is '
+                        'a new version of --registry-model (and --endpoint '
+                        'serves it)',
+    'registry_model': 'Model Registry model ID whose versions the pushes are '
+                      '(default fmnist-cnn)',
+    'registry_aliases': 'comma-separated aliases moved to each new version '
+                        '(default blessed,serving)',
     'experiment': 'Vertex AI Experiments name (default: the pipeline name)',
     'tensorboard': 'Vertex TensorBoard resource for per-epoch time series',
     'labels': 'KEY=VALUE label on the job (repeatable; env: k=v,k2=v2)',

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates what the Vertex pipeline, Cloud Build, the serving proxy and the
 # monitoring job need: APIs, one bucket, one Artifact Registry repository, the
-# BigQuery request-log table and five service accounts with least-privilege
+# BigQuery request-log table and the service accounts, with least-privilege
 # roles. Idempotent: rerunning skips what exists. The monitoring job itself is
 # deployed by infra/deploy_monitor.sh once the pipeline image exists.
 #
@@ -145,6 +145,43 @@ repo_role "serviceAccount:${monitor}" roles/artifactregistry.reader
 # The scheduler account gets roles/run.invoker on the job itself only
 # (infra/deploy_monitor.sh, once the job exists); nothing here.
 
+# --- New data trigger (infra/deploy_trigger.sh): Eventarc -> workflow ->
+# Cloud Run job `fmnist watch --once --runner vertex` on the raw prefix.
+TRIGGER_SA="${TRIGGER_SA:-fmnist-trigger}"  # the job: ingest + submit
+EVENTS_SA="${EVENTS_SA:-fmnist-events}"     # Eventarc trigger + workflow
+trigger="${TRIGGER_SA}@${PROJECT}.iam.gserviceaccount.com"
+events="${EVENTS_SA}@${PROJECT}.iam.gserviceaccount.com"
+gcloud services enable --project "${PROJECT}" eventarc.googleapis.com \
+  workflows.googleapis.com pubsub.googleapis.com
+for sa in "${TRIGGER_SA}" "${EVENTS_SA}"; do
+  if ! gcloud iam service-accounts describe "${sa}@${PROJECT}.iam.gserviceaccount.com" \
+      --project "${PROJECT}" >/dev/null 2>&1; then
+    gcloud iam service-accounts create "${sa}" --project "${PROJECT}" \
+      --display-name "fmnist-tfx ${sa}"
+  fi
+done
+# Reads the uploads under the raw prefix, writes the new span under data/ and
+# creates (with a does-not-exist precondition), rewrites or deletes its
+# fingerprint records under watch/; only in this bucket (a separate raw
+# bucket gets objectViewer from deploy_trigger.sh).
+bucket_role "serviceAccount:${trigger}" roles/storage.objectAdmin
+# Submits the pipeline run on the new span ...
+project_role "serviceAccount:${trigger}" roles/aiplatform.user
+# ... which executes as the runner account ...
+sa_role "${runner}" "serviceAccount:${trigger}" roles/iam.serviceAccountUser
+# ... after checking that the pipeline image exists; only this repository.
+repo_role "serviceAccount:${trigger}" roles/artifactregistry.reader
+# The Eventarc trigger's identity must be allowed to receive events ...
+project_role "serviceAccount:${events}" roles/eventarc.eventReceiver
+# ... and starts executions of the workflow (its destination). As the
+# workflow's identity it may start the trigger job only: roles/run.invoker
+# on that job, granted by deploy_trigger.sh once the job exists.
+project_role "serviceAccount:${events}" roles/workflows.invoker
+# Cloud Storage publishes the bucket's events to Eventarc's Pub/Sub topic as
+# its service agent (required for Cloud Storage triggers).
+gcs_agent="$(gcloud storage service-agent --project "${PROJECT}")"
+project_role "serviceAccount:${gcs_agent}" roles/pubsub.publisher
+
 # --- Cloud Build: builds, pushes, compiles, submits, deploys.
 # Pushes both images to this repository only.
 repo_role "serviceAccount:${cloudbuild}" roles/artifactregistry.writer
@@ -167,7 +204,8 @@ Provisioned. Use:
   export FMNIST_TRAINING_SERVICE_ACCOUNT=${training}
   # Cloud Build: --substitutions=_BUCKET=${BUCKET},_SERVICE_ACCOUNT=${runner},_TRAINING_SERVICE_ACCOUNT=${training},_SERVING_SERVICE_ACCOUNT=${serving}
 The proxy logs to ${PROJECT}.${BQ_DATASET}.requests (--bq-table). Deploy the daily
-monitoring job once the pipeline image is pushed: infra/deploy_monitor.sh.
+monitoring job once the pipeline image is pushed: infra/deploy_monitor.sh,
+and the new-data trigger (raw uploads -> span -> run): infra/deploy_trigger.sh.
 Upload the four Fashion-MNIST IDX .gz files for the Cloud Build smoke test:
   gcloud storage cp /usr/share/datasets/fashion-mnist/*.gz gs://${BUCKET}/datasets/fashion-mnist/
 DONE

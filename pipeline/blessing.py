@@ -22,6 +22,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
+from pipeline import data_gate
 from pipeline import evaluation
 from pipeline import paired
 from pipeline import predictions
@@ -90,5 +91,6 @@ def Blessing(  # pylint: disable=invalid-name
   io_utils.write_string_file(
       os.path.join(blessing.uri, DECISION_FILE),
       json.dumps({'blessed': decision.blessed, 'reason': decision.reason,
-                  'numbers': decision.numbers}, indent=1))
+                  'numbers': decision.numbers,
+                  'span': data_gate.span_of(examples)}, indent=1))
   logging.info('%s', decision.reason)

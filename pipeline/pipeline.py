@@ -150,13 +150,16 @@ def create_components(cfg: configs.PipelineConfig) -> List:
                 example_validator, baseline, gate, transform, trainer,
                 monitoring_reference, model_resolver, evaluator, blessing,
                 pusher]
-  endpoint_config = (cfg.vertex.endpoint_pusher_custom_config()
+  registry_config = (cfg.vertex.registry_config()
                      if cfg.vertex is not None else None)
-  if endpoint_config:
-    components.append(tfx.extensions.google_cloud_ai_platform.Pusher(
+  if registry_config:
+    # A new Model Registry version per push (needs the [vertex] extra).
+    from pipeline import registry_pusher  # pylint: disable=g-import-not-at-top
+    components.append(registry_pusher.RegistryPusher(
         model=trainer.outputs['model'],
         model_blessing=blessing.outputs['blessing'],
-        custom_config=endpoint_config).with_id('EndpointPusher'))
+        custom_config=registry_pusher.custom_config(registry_config),
+    ).with_id('RegistryPusher'))
   return components
 
 

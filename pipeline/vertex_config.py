@@ -9,8 +9,9 @@ paths under the bucket). Every error names the flag and variable to fix. No
 project or bucket lives in code.
 
 `for_vertex(base, vertex)` gives the `PipelineConfig` that `create_components`
-compiles: Beam on Dataflow, the Trainer on Vertex Training and (optionally) a
-push to a Vertex Endpoint; everything else is the local pipeline unchanged.
+compiles: Beam on Dataflow, the Trainer on Vertex Training and (with a
+prediction image) a new Model Registry version per push, deployed to an
+Endpoint if one is set; everything else is the local pipeline unchanged.
 """
 
 import dataclasses
@@ -19,6 +20,7 @@ import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from pipeline import configs
+from pipeline import registry
 
 ENV_PREFIX = 'FMNIST_'
 # Where the Dockerfile puts the repository; the curated schema is read from
@@ -97,6 +99,9 @@ class VertexConfig:
   accelerator_count: int = 0
   endpoint: Optional[str] = None        # Vertex Endpoint display name to push to
   prediction_image: Optional[str] = None  # serving container for the Endpoint
+  # With a prediction image, each push is a new version of this registry model.
+  registry_model: str = 'fmnist-cnn'
+  registry_aliases: Tuple[str, ...] = registry.DEFAULT_ALIASES
   experiment: Optional[str] = None      # default: the pipeline name
   tensorboard: Optional[str] = None     # Vertex TensorBoard for time series
   labels: Tuple[Tuple[str, str], ...] = ()
@@ -211,23 +216,15 @@ class VertexConfig:
         TRACKING_KEY: self.tracking_config(pipeline_name),
     }
 
-  def endpoint_pusher_custom_config(self) -> Optional[Dict[str, Any]]:
-    """Keys the Vertex Pusher executor reads; None when no Endpoint is set."""
-    if not self.endpoint:
+  def registry_config(self) -> Optional[registry.RegistryConfig]:
+    """The Model Registry push; None without a prediction image."""
+    if not self.prediction_image:
       return None
-    from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-    ext = tfx.extensions.google_cloud_ai_platform
-    return {
-        ext.ENABLE_VERTEX_KEY: True,
-        ext.VERTEX_REGION_KEY: self.region,
-        ext.VERTEX_CONTAINER_IMAGE_URI_KEY: self.prediction_image,
-        ext.SERVING_ARGS_KEY: {
-            'project_id': self.project,
-            'endpoint_name': self.endpoint,
-            'machine_type': 'n1-standard-2',
-            'labels': dict(self.labels),
-        },
-    }
+    return registry.RegistryConfig(
+        project=self.project, region=self.region,
+        model_id=self.registry_model, serving_image=self.prediction_image,
+        aliases=self.registry_aliases, labels=self.labels,
+        endpoint=self.endpoint, api_endpoint=self.api_endpoint)
 
 
 # The user-facing settings: one flag, FMNIST_* variable and file key each.
@@ -337,6 +334,9 @@ def _convert(field: str, value: Any) -> Any:
     return _parse_labels(field, value)
   if field == 'params':
     return _parse_params(field, value)
+  if field == 'registry_aliases':  # a,b (flag, env) or a list (file)
+    parts = value.split(',') if isinstance(value, str) else list(value)
+    return tuple(str(p).strip() for p in parts if str(p).strip())
   if isinstance(default, bool):
     return _parse_bool(field, value)
   try:
@@ -461,10 +461,14 @@ def _validate(s: VertexConfig) -> Dict[str, Any]:
         'prebuilt TensorFlow prediction image matching TF 2.16')
   if s.prediction_image:
     check_image_uri('prediction_image', s.prediction_image)
+  registry.check_model_id(s.registry_model, _where('registry_model'))
+  registry_aliases = registry.check_aliases(s.registry_aliases,
+                                            _where('registry_aliases'))
   if s.poll_seconds <= 0:
     raise configs.ConfigError(f'{_where("poll_seconds")} must be positive')
   return dict(
       bucket=bucket, pipeline_root=pipeline_root, data_root=data_root,
       serving_dir=serving_dir, image=image, training_image=training_image,
       training_service_account=(s.training_service_account or
-                                s.service_account))
+                                s.service_account),
+      registry_aliases=registry_aliases)

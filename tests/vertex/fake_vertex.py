@@ -12,6 +12,7 @@ GCS bucket lookup PipelineJob.submit makes (via STORAGE_EMULATOR_HOST).
 
 import http.server
 import json
+import re
 import threading
 import urllib.parse
 from typing import Any, Dict, List, Optional
@@ -33,6 +34,8 @@ class FakeVertex(loopback.Loopback):
     self.job_error: Optional[str] = None
     self.reject_create: Optional[tuple] = None  # (http status, message)
     self.known_images: set = set()  # "name:tag" served by /v2/.../manifests
+    # Model Registry: model name -> its versions (dicts), oldest first.
+    self.model_versions: Dict[str, List[Dict[str, Any]]] = {}
     self._counter = 0
     self._lock = threading.Lock()
     fake = self
@@ -97,6 +100,9 @@ class FakeVertex(loopback.Loopback):
     if not path.startswith('/v1/'):
       return self._error(404, f'no such API {path}', 'NOT_FOUND')
     name = path[len('/v1/'):]
+    registry = self._registry(method, urllib.parse.unquote(name), query, body)
+    if registry is not None:
+      return registry
     if method == 'POST' and ':' in name.rsplit('/', 1)[-1]:
       return 200, {}
     if method == 'POST':
@@ -150,3 +156,118 @@ class FakeVertex(loopback.Loopback):
   def bodies(self, method: str, path_part: str) -> List[Any]:
     return [r['body'] for r in self.requests
             if r['method'] == method and path_part in r['path']]
+
+  # -- Model Registry and Endpoints ------------------------------------------
+  # models:upload (a long-running operation; `parentModel` adds a version),
+  # models/ID[@VERSION|@ALIAS] reads, :mergeVersionAliases (an alias is on
+  # one version at a time), endpoints list/create/:deployModel.
+
+  _ALIAS_RE = re.compile(r'^-?[a-z][a-zA-Z0-9-]{0,126}[a-z0-9-]$')
+
+  @staticmethod
+  def _lro(name: str, kind: str, response: Dict[str, Any]):
+    return 200, {'name': f'{name}/operations/1', 'done': True,
+                 'response': dict(response, **{
+                     '@type': f'type.googleapis.com/google.cloud.aiplatform.'
+                              f'v1.{kind}'})}
+
+  def model_version(self, model: str, ref: str = 'default') -> Dict[str, Any]:
+    """A version of `model` (full name) by version ID or alias."""
+    for version in self.model_versions.get(model, []):
+      if ref == version['versionId'] or ref in version['versionAliases']:
+        return version
+    raise KeyError(f'{model}@{ref}')
+
+  def _registry(self, method: str, name: str, query: Dict[str, str],
+                body: Any):
+    """Answers Model Registry and Endpoint calls; None for anything else."""
+    parent, _, last = name.rpartition('/')
+    if method == 'POST' and last == 'models:upload':
+      return self._upload(parent, body or {})
+    if '/models/' in name:
+      model, _, rest = name.partition('@')
+      ref, _, verb = rest.partition(':')
+      if not rest and ':' in model.rsplit('/', 1)[-1]:
+        model, _, verb = model.rpartition(':')
+      if model not in self.model_versions:
+        return self._error(404, f'{model} not found', 'NOT_FOUND')
+      try:
+        version = self.model_version(model, ref or 'default')
+      except KeyError:
+        return self._error(404, f'{model}@{ref} not found', 'NOT_FOUND')
+      if method == 'GET' and not verb:
+        return 200, version
+      if method == 'POST' and verb == 'mergeVersionAliases':
+        return self._merge_aliases(model, version, (body or {}).get(
+            'versionAliases', []))
+      return None
+    if last == 'endpoints' and method == 'GET':
+      wanted = re.findall(r'display_name="([^"]*)"', query.get('filter', ''))
+      found = [r for n, r in self.resources.items()
+               if n.startswith(f'{name}/') and '/' not in n[len(name) + 1:]
+               and (not wanted or r.get('displayName') in wanted)]
+      return 200, {'endpoints': found}
+    if last == 'endpoints' and method == 'POST':
+      endpoint = dict(body or {}, name=f'{name}/{self._next_id()}',
+                      deployedModels=[], trafficSplit={})
+      self.resources[endpoint['name']] = endpoint
+      return self._lro(endpoint['name'], 'Endpoint', endpoint)
+    if method == 'POST' and last.endswith(':deployModel'):
+      endpoint = self.resources.get(name[:-len(':deployModel')])
+      if endpoint is None:
+        return self._error(404, f'{name} not found', 'NOT_FOUND')
+      deployed = dict((body or {})['deployedModel'], id=self._next_id())
+      endpoint['deployedModels'].append(deployed)
+      endpoint['trafficSplit'] = {deployed['id']: 100}
+      return self._lro(endpoint['name'], 'DeployModelResponse',
+                       {'deployedModel': deployed})
+    return None
+
+  def _upload(self, location: str, body: Dict[str, Any]):
+    model = dict(body.get('model') or {})
+    parent = body.get('parentModel')
+    aliases = list(model.get('versionAliases') or [])
+    bad = [a for a in aliases if not self._ALIAS_RE.match(a) or a[0] == '-']
+    if bad:
+      return self._error(400, f'invalid version aliases {bad}',
+                         'INVALID_ARGUMENT')
+    if parent:
+      if parent not in self.model_versions:
+        return self._error(404, f'parent model {parent} not found',
+                           'NOT_FOUND')
+      name = parent
+    else:
+      name = f'{location}/models/{body.get("modelId") or self._next_id()}'
+      if name in self.model_versions:
+        return self._error(409, f'{name} already exists', 'ALREADY_EXISTS')
+      self.model_versions[name] = []
+    versions = self.model_versions[name]
+    version = dict(model, name=name, versionId=str(len(versions) + 1),
+                   versionAliases=[], labels=model.get('labels', {}),
+                   supportedDeploymentResourcesTypes=['DEDICATED_RESOURCES'])
+    if not versions:
+      aliases = aliases if 'default' in aliases else aliases + ['default']
+    versions.append(version)
+    if aliases:
+      self._merge_aliases(name, version, aliases)
+    return self._lro(f'{name}@{version["versionId"]}', 'UploadModelResponse',
+                     {'model': name, 'modelVersionId': version['versionId']})
+
+  def _merge_aliases(self, model: str, version: Dict[str, Any], aliases):
+    bad = [a for a in aliases if not self._ALIAS_RE.match(a)]
+    if bad or not aliases:
+      return self._error(400, f'invalid version aliases {bad}',
+                         'INVALID_ARGUMENT')
+    for alias in aliases:
+      if alias.startswith('-'):
+        if alias[1:] == 'default':
+          return self._error(400, 'the default alias cannot be removed',
+                             'INVALID_ARGUMENT')
+        if alias[1:] in version['versionAliases']:
+          version['versionAliases'].remove(alias[1:])
+        continue
+      for other in self.model_versions[model]:  # moves from its holder
+        if alias in other['versionAliases']:
+          other['versionAliases'].remove(alias)
+      version['versionAliases'].append(alias)
+    return 200, version

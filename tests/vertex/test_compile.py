@@ -197,17 +197,19 @@ def test_gpu_and_endpoint(spec_gpu_endpoint):
                                   'accelerator_type': 'NVIDIA_TESLA_T4',
                                   'accelerator_count': 1}
   tasks = _tasks(spec)
-  assert set(tasks) == EXPECTED_TASKS | {'EndpointPusher'}
-  assert set(tasks['EndpointPusher']['dependentTasks']) == {'Trainer',
+  assert set(tasks) == EXPECTED_TASKS | {'RegistryPusher'}
+  assert set(tasks['RegistryPusher']['dependentTasks']) == {'Trainer',
                                                             'Blessing'}
-  assert _executor(spec, 'EndpointPusher')['container']['args'][1] == (
-      'tfx.extensions.google_cloud_ai_platform.pusher.executor.Executor')
-  push = json.loads(_param(spec, 'EndpointPusher', 'custom_config'))
-  assert push['ai_platform_enable_vertex'] is True
-  assert push['ai_platform_vertex_region'] == REGION
-  assert push['ai_platform_serving_args']['endpoint_name'] == 'fmnist-endpoint'
-  assert push['ai_platform_serving_args']['project_id'] == PROJECT
-  assert push['ai_platform_vertex_container_image_uri'].startswith(
+  assert _executor(spec, 'RegistryPusher')['container']['args'][1] == (
+      'pipeline.registry_pusher.RegistryPusherExecutor')
+  push = json.loads(_param(spec, 'RegistryPusher', 'custom_config'))
+  assert push['model_registry'] == {
+      'project': PROJECT, 'region': REGION, 'model_id': 'fmnist-cnn',
+      'serving_image': push['model_registry']['serving_image'],
+      'aliases': ['blessed', 'serving'], 'labels': {},
+      'endpoint': 'fmnist-endpoint', 'machine_type': 'n1-standard-2',
+      'api_endpoint': None}
+  assert push['model_registry']['serving_image'].startswith(
       'us-docker.pkg.dev/vertex-ai/prediction/')
 
 
@@ -230,7 +232,7 @@ def test_local_pipeline_is_unchanged(tmp_path):
   from tfx.dsl.components.common import resolver
   components = {c.id: c for c in pipeline_lib.create_components(
       configs.PipelineConfig.from_home(str(tmp_path)))}
-  assert 'EndpointPusher' not in components
+  assert 'RegistryPusher' not in components
   # Runtime parameters are Vertex-only: locally the data root is a plain path.
   assert components['ImportExampleGen'].exec_properties['input_base'] == str(
       tmp_path / 'data')
