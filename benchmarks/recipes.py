@@ -20,18 +20,26 @@ import numpy as np
 
 import hardware  # benchmarks/hardware.py
 from models import features
+from models import config
 from models.config import ModelConfig
 from pipeline import configs
 from pipeline import ingest
 
-LIGHT = dict(rotation_degrees=0.0, shear_fraction=0.0, zoom_fraction=0.0,
-             shift_fraction=0.1, horizontal_flip=True, augment_probability=1.0)
+# Every recipe starts from the seeds' recipe (models.config.SEEDS; the
+# architecture and epochs come from the defaults / --model-param / --epochs).
+SEEDS = {k: v for k, v in config.SEEDS.items()
+         if k not in ('convs_per_block', 'epochs', 'flip_tta')}
+LIGHT = dict(SEEDS, rotation_degrees=0.0, shear_fraction=0.0,
+             zoom_fraction=0.0, shift_fraction=0.1, horizontal_flip=True,
+             augment_probability=1.0)
 RECIPES = {
-    'seeds: affine p=0.3, LR on plateau': {},
+    'seeds: affine p=0.3, LR on plateau': SEEDS,
     'shift+flip, cosine': dict(LIGHT, lr_schedule='cosine'),
     'shift+flip, cosine, erasing 0.5': dict(LIGHT, lr_schedule='cosine',
                                             erasing_probability=0.5),
-    'seeds, less dropout (0.1/0.3)': dict(conv_dropout=0.1, dense_dropout=0.3),
+    'seeds, less dropout (0.1/0.3)': dict(SEEDS, conv_dropout=0.1,
+                                          dense_dropout=0.3),
+    # The defaults since this comparison.
     'shift+flip on half, cosine, less dropout': dict(
         LIGHT, augment_probability=0.5, lr_schedule='cosine',
         conv_dropout=0.1, dense_dropout=0.3),

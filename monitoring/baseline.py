@@ -11,7 +11,7 @@ the newest span DataGate accepted. The report says which one was used.
 
 import dataclasses
 import os
-from typing import Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -191,6 +191,24 @@ def from_lineage(metadata_path: str,
                     description=how, span=span, model_version=version,
                     reference_uri=lineage.reference_of(pushed))
   return _newest_accepted(store, notes or ['no pushed model in MLMD'])
+
+
+def reference_uris(metadata_path: str, versions: Iterable[str]
+                   ) -> Dict[str, str]:
+  """version -> the MonitoringReference URI of the model pushed as that
+  version, for the versions MLMD knows and has a reference for."""
+  store = open_store(metadata_path)
+  lineage = _Lineage(store)
+  found = {}
+  for version in versions:
+    for pushed in _pushed_models(store, version):
+      if _property(pushed, 'pushed_version') != version:
+        break  # only the requested version's pushes come first
+      uri = lineage.reference_of(pushed)
+      if uri:
+        found[version] = uri
+        break
+  return found
 
 
 def _newest_accepted(store, notes: List[str]) -> Baseline:

@@ -87,13 +87,10 @@ class MonitorConfig:
   webhook: Optional[str] = None
   webhook_timeout: float = 10.0
   # The statistical tests (monitoring/detectors.py): their family-wise false
-  # alarm rate on natural windows, and where their reference comes from (a
-  # saved reference file, else computed from the pushed model in
-  # `serving_dir` on the span's eval split under `data_dir`, and cached).
+  # alarm rate on natural windows, and a reference file or artifact to use
+  # instead of the served model's MonitoringReference found in MLMD.
   alpha: float = DEFAULT_ALPHA
   reference: Optional[str] = None
-  serving_dir: str = ''
-  data_dir: str = ''
 
   def __post_init__(self):
     if self.min_instances < 1:
@@ -134,8 +131,7 @@ class MonitorConfig:
         log_dir=os.path.join(home, LOG_DIR_NAME),
         output_root=os.path.join(home, OUTPUT_DIR_NAME),
         metadata_path=pipeline.metadata_path,
-        schema_path=os.path.join(pipeline.schema_dir, 'schema.pbtxt'),
-        serving_dir=pipeline.serving_dir, data_dir=pipeline.data_root)
+        schema_path=os.path.join(pipeline.schema_dir, 'schema.pbtxt'))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**values)
 

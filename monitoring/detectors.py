@@ -149,6 +149,8 @@ class TestResult:
   alarm: bool
   instances: int       # window instances the test used
   detail: str          # what moved most, for people
+  # The model version whose outputs were tested (None: the image test).
+  model_version: Optional[str] = None
 
   def line(self) -> str:
     verdict = 'ALARM' if self.alarm else 'ok'
@@ -265,51 +267,74 @@ def _usable_pixels(pixels: Sequence[Sequence[int]]) -> np.ndarray:
   return np.array([len(p) == features.NUM_PIXELS for p in pixels], bool)
 
 
-def run(reference: Optional[Reference], pixels: Sequence[Sequence[int]],
-        probabilities: Sequence[Optional[Sequence[float]]],
-        class_ids: Sequence[Optional[int]], versions: Sequence[str],
-        alpha: float = DEFAULT_ALPHA, why_no_reference: str = '') -> Tests:
-  """Every test that can run on the window, Holm-corrected at `alpha`.
-
-  Model-output tests use only the instances of the reference's model version
-  and rows whose logged outputs are usable; the image test uses every
-  784-pixel row. What is left out is counted in `skipped` or the detail.
-  """
-  if reference is None:
-    return Tests(alpha=alpha, results=(), skipped=tuple(
-        (t, why_no_reference or 'no reference') for t in TESTS))
-  skipped = []
-  raw = []  # (name, statistic name, statistic, p, instances, detail)
-  same = np.array([v == reference.model_version for v in versions], bool)
-  others = int((~same).sum())
-  note = (f'; {others} instances of other model versions left out (one '
-          f'reference per run: model {reference.model_version}\'s)'
-          if others else '')
-
-  ok = same & _usable_probabilities(probabilities)
-  bad = int((same & ~ok).sum())
+def _model_tests(reference: Reference, mask: np.ndarray,
+                 probabilities: Sequence[Optional[Sequence[float]]],
+                 ids: np.ndarray, prefix: str, note: str,
+                 raw: List, skipped: List) -> None:
+  """BBSD and the class test on the rows in `mask` (one model version)."""
+  version = reference.model_version
+  ok = mask & _usable_probabilities(probabilities)
+  bad = int((mask & ~ok).sum())
   bad_note = (f'; {bad} rows without 10 usable probabilities (missing, NaN, '
               'out of [0, 1]) left out' if bad else '')
   if ok.sum() < MIN_TEST_INSTANCES:
-    skipped.append((BBSD, f'{int(ok.sum())} instances of model '
-                    f'{reference.model_version} with usable probabilities, '
-                    f'fewer than {MIN_TEST_INSTANCES}{note}{bad_note}'))
+    skipped.append((BBSD, f'{int(ok.sum())} instances of model {version} '
+                    f'with usable probabilities, fewer than '
+                    f'{MIN_TEST_INSTANCES}{note}{bad_note}'))
   else:
     window = np.array([probabilities[i] for i in np.flatnonzero(ok)],
                       np.float64)
     d, p, detail = bbsd(window, reference)
-    raw.append((BBSD, 'KS D', d, p, int(ok.sum()), detail + note + bad_note))
+    raw.append((BBSD, 'KS D', d, p, int(ok.sum()),
+                prefix + detail + note + bad_note, version))
 
-  ids = np.array([-1 if c is None else c for c in class_ids], np.int64)
-  ok = same & (ids >= 0) & (ids < features.NUM_CLASSES)
+  ok = mask & (ids >= 0) & (ids < features.NUM_CLASSES)
   if ok.sum() < MIN_TEST_INSTANCES:
     skipped.append((PREDICTED_CLASS, f'{int(ok.sum())} instances of model '
-                    f'{reference.model_version} with a class id, fewer than '
+                    f'{version} with a class id, fewer than '
                     f'{MIN_TEST_INSTANCES}{note}'))
   else:
     chi2, p, detail = predicted_class(ids[ok], reference)
     raw.append((PREDICTED_CLASS, 'chi-square', chi2, p, int(ok.sum()),
-                detail + note))
+                prefix + detail + note, version))
+
+
+def run(reference: Optional[Reference], pixels: Sequence[Sequence[int]],
+        probabilities: Sequence[Optional[Sequence[float]]],
+        class_ids: Sequence[Optional[int]], versions: Sequence[str],
+        alpha: float = DEFAULT_ALPHA, why_no_reference: str = '',
+        others: Optional[Dict[str, Reference]] = None) -> Tests:
+  """Every test that can run on the window, Holm-corrected at `alpha`.
+
+  Model-output tests compare each model version's instances with that
+  version's own reference: `reference`'s, and those in `others` (version ->
+  reference) for windows that span a model rollout. Instances of versions
+  without a reference are counted in the detail, never tested against the
+  wrong model; rows whose logged outputs are unusable are counted too. The
+  image test uses every 784-pixel row (images do not depend on the model).
+  """
+  if reference is None:
+    return Tests(alpha=alpha, results=(), skipped=tuple(
+        (t, why_no_reference or 'no reference') for t in TESTS))
+  references = {reference.model_version: reference,
+                **{v: r for v, r in (others or {}).items()
+                   if v != reference.model_version}}
+  skipped = []
+  raw = []  # (name, statistic name, statistic, p, instances, detail, version)
+  versions = np.array([str(v) for v in versions], dtype=object)
+  untested = ~np.isin(versions, list(references))
+  others_count = int(untested.sum())
+  note = (f'; {others_count} instances of model versions without a reference '
+          f'left out ({", ".join(sorted(set(versions[untested])))})'
+          if others_count else '')
+  ids = np.array([-1 if c is None else c for c in class_ids], np.int64)
+  several = len({v for v in references if (versions == v).any()}) > 1
+  for version, ref in references.items():
+    mask = versions == version
+    if version != reference.model_version and not mask.any():
+      continue
+    _model_tests(ref, mask, probabilities, ids,
+                 f'model {version}: ' if several else '', note, raw, skipped)
 
   ok = _usable_pixels(pixels)
   if ok.sum() < MIN_TEST_INSTANCES:
@@ -319,13 +344,14 @@ def run(reference: Optional[Reference], pixels: Sequence[Sequence[int]],
   else:
     window = np.array([pixels[i] for i in np.flatnonzero(ok)], np.float64)
     d, p, detail = image_space(window, reference)
-    raw.append((IMAGE_FEATURES, 'KS D', d, p, int(ok.sum()), detail))
+    raw.append((IMAGE_FEATURES, 'KS D', d, p, int(ok.sum()), detail, None))
 
   rejected, levels = holm([r[3] for r in raw], alpha) if raw else ([], [])
   results = tuple(
       TestResult(name=name, statistic_name=sname, statistic=stat, p_value=p,
-                 threshold=level, alarm=alarm, instances=n, detail=detail)
-      for (name, sname, stat, p, n, detail), alarm, level in zip(
+                 threshold=level, alarm=alarm, instances=n, detail=detail,
+                 model_version=version)
+      for (name, sname, stat, p, n, detail, version), alarm, level in zip(
           raw, rejected, levels))
   return Tests(alpha=alpha, results=results, skipped=tuple(skipped),
                reference=reference.description)

@@ -98,11 +98,14 @@ def run(cfg: MonitorConfig,
   checks = statistics.check(served, schema, training,
                             previous[1] if previous else None)
   ref, why_not = reference_lib.find(cfg, base)
+  others = (reference_lib.find_others(cfg, base, window.versions())
+            if ref is not None else {})
   tests = detectors.run(
       ref, [i.pixels for i in window.instances],
       [i.probabilities for i in window.instances],
       [i.class_id for i in window.instances],
-      [i.model_version for i in window.instances], cfg.alpha, why_not)
+      [i.model_version for i in window.instances], cfg.alpha, why_not,
+      others)
 
   stamp, tmp_dir = history.new_run_dir(cfg.output_root, now)
   with open(os.path.join(tmp_dir, history.SERVED_STATISTICS), 'wb') as f:

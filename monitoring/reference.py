@@ -17,7 +17,7 @@ checks still run and the report says which tests were skipped and why.
 import io
 import logging
 import os
-from typing import Optional, Tuple
+from typing import Dict, Iterable, Optional, Tuple
 
 from monitoring import baseline as baseline_lib
 from monitoring import detectors
@@ -98,3 +98,25 @@ def find(cfg: MonitorConfig, base: baseline_lib.Baseline
     return None, (f'no reference for model {version}: its MonitoringReference '
                   f'{base.reference_uri} cannot be read ({type(e).__name__}: '
                   f'{str(e).splitlines()[0] if str(e) else ""})')
+
+
+def find_others(cfg: MonitorConfig, base: baseline_lib.Baseline,
+                versions: Iterable[str]) -> Dict[str, detectors.Reference]:
+  """The pipeline's references of the window's other model versions (a
+  window across a rollout), found through MLMD lineage; a version without
+  one is left out of the model-output tests and counted there."""
+  if cfg.reference or cfg.baseline_statistics:
+    return {}  # no MLMD to look in (e.g. Cloud Run with given files)
+  wanted = [v for v in versions if v and v != base.model_version]
+  if not wanted:
+    return {}
+  found = {}
+  for version, uri in baseline_lib.reference_uris(cfg.metadata_path,
+                                                  wanted).items():
+    try:
+      found[version] = from_pipeline(
+          read(uri), uri, version, 'the pipeline\'s MonitoringReference, '
+          'found through MLMD lineage')
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning('reference %s of model %s: %s', uri, version, e)
+  return found

@@ -49,12 +49,12 @@ def test_bad_flag_values_are_refused(tmp_path, capsys):
 def test_model_params_override_the_config(tmp_path):
   args = cli.build_parser().parse_args([
       'pipeline', 'run', '--home', str(tmp_path), '--epochs', '3',
-      '--model-param', 'convs_per_block=1', '--model-param',
+      '--model-param', 'convs_per_block=2', '--model-param',
       'conv_filters=[16, 32]', '--model-param', 'learning_rate=0.01',
-      '--model-param', 'lr_schedule=cosine'])
+      '--model-param', 'lr_schedule=plateau'])
   model = options.pipeline_config(args).model
   assert (model.convs_per_block, model.conv_filters, model.learning_rate,
-          model.epochs, model.lr_schedule) == (1, (16, 32), 0.01, 3, 'cosine')
+          model.epochs, model.lr_schedule) == (2, (16, 32), 0.01, 3, 'plateau')
 
 
 @pytest.mark.parametrize('param, message', [

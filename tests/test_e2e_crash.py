@@ -25,8 +25,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Enough epochs that Trainer is still training when it is killed.
-PIPELINE_ARGS = ['--epochs', '4', '--model-param', 'convs_per_block=1',
-                 '--min-accuracy', '0.0', '--max-accuracy-drop', '1.0']
+PIPELINE_ARGS = ['--epochs', '4', '--min-accuracy', '0.0',
+                 '--max-accuracy-drop', '1.0']
 
 
 def _kill_during_trainer(home):

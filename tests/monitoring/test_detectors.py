@@ -8,6 +8,7 @@ one distribution unless a test shifts them.
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -132,9 +133,37 @@ def test_unusable_rows_and_other_versions_are_counted_not_tested(data):
                         [int(np.argmax(p)) for p in probs[w]], versions)
   bbsd = tests.results[0]
   assert bbsd.name == detectors.BBSD and bbsd.instances == 247
-  assert '50 instances of other model versions left out' in bbsd.detail
+  assert ('50 instances of model versions without a reference left out (8)'
+          in bbsd.detail)
   assert '3 rows without 10 usable probabilities' in bbsd.detail
   assert tests.results[-1].instances == 300   # images of every version
+
+
+def test_each_model_version_is_tested_against_its_own_reference(data):
+  """A window across a rollout: version 8's outputs (less confident) are
+  compared with version 8's reference, not version 7's, so neither alarms;
+  against 7's reference they would."""
+  ref, flat, labels, probs = data
+  sharp = probs[REF:]
+  soft = _probabilities(labels, seed=5, confidence=1.0)
+  ref8 = detectors.Reference.from_outputs(flat[:REF], soft[:REF], '8',
+                                          'version 8 reference')
+  w = slice(REF, REF + 600)
+  pixels = flat[w].tolist()
+  mixed = [list(p) for p in sharp[:300]] + [list(p) for p in soft[w][300:]]
+  ids = [int(np.argmax(p)) for p in mixed]
+  versions = [VERSION] * 300 + ['8'] * 300
+  tests = detectors.run(ref, pixels, mixed, ids, versions, others={'8': ref8})
+  by = {(r.name, r.model_version): r for r in tests.results}
+  assert set(by) == {(detectors.BBSD, VERSION), (detectors.BBSD, '8'),
+                     (detectors.PREDICTED_CLASS, VERSION),
+                     (detectors.PREDICTED_CLASS, '8'),
+                     (detectors.IMAGE_FEATURES, None)}
+  assert by[detectors.BBSD, '8'].instances == 300
+  assert by[detectors.BBSD, '8'].detail.startswith('model 8: ')
+  assert not tests.alarm, tests.lines()
+  wrong = detectors.run(ref, pixels, mixed, ids, [VERSION] * 600)
+  assert wrong.results[0].alarm  # one reference for both: a false alarm
 
 
 def test_without_reference_or_data_tests_are_skipped_with_a_reason(data):
@@ -251,17 +280,19 @@ def test_monitor_refuses_a_bad_reference_or_alpha(home, monitor, test_images,
   assert status == config_lib.EXIT_USAGE and '--alpha 1.5' in err
 
 
-def _pipeline_reference(home, statistics_uri, pixels, probabilities):
-  """A newer run of span 1 pushed as VERSION, with the pipeline's reference."""
+def _pipeline_reference(home, statistics_uri, pixels, probabilities,
+                        version=VERSION):
+  """A newer run of span 1 pushed as `version`, with the pipeline's
+  reference."""
   from mlmd_fixture import PipelineStore
   from pipeline import reference as pipeline_reference
-  uri = os.path.join(home, 'tfx', 'MonitoringReference', 'reference', '7')
+  uri = os.path.join(home, 'tfx', 'MonitoringReference', 'reference', version)
   os.makedirs(uri)
   if pixels is not None:
     pipeline_reference.write(os.path.join(uri, pipeline_reference.FILE),
                              pixels, probabilities, 'held-out images')
   PipelineStore(os.path.join(home, 'metadata.sqlite')).record_run(
-      os.path.join(home, 'tfx'), 1, statistics_uri, VERSION,
+      os.path.join(home, 'tfx'), 1, statistics_uri, version,
       reference_uri=uri)
   return uri
 
@@ -286,6 +317,31 @@ def test_the_served_models_pipeline_reference_is_found_through_lineage(
       'MonitoringReference, found through MLMD lineage)')
   assert summary['tests']['skipped'] == []
   assert not os.path.exists(os.path.join(home, 'monitoring', 'reference'))
+
+
+def test_a_window_across_a_rollout_tests_each_version_against_its_own(
+    home, monitor, test_images, statistics_uri):
+  """Logs of model 7 then model 8 (both pushed with references): each
+  version's outputs are tested against its own MonitoringReference."""
+  images, labels = test_images
+  probs = np.full((REF, 10), 0.01)
+  probs[np.arange(REF), labels[:REF]] = 0.91
+  flat = images[:REF].reshape(REF, -1)
+  _pipeline_reference(home, statistics_uri, flat, probs)
+  _pipeline_reference(home, statistics_uri, flat, probs, version='8')
+  logs = os.path.join(home, 'request_logs')
+  write_logs(logs, images[REF:REF + 300], labels[REF:REF + 300])
+  time.sleep(1.1)  # model 8's rows in a log file of the next second
+  write_logs(logs, images[REF + 300:REF + 600], labels[REF + 300:REF + 600],
+             version='8')
+  status, out, err = monitor()
+  assert status == config_lib.EXIT_HEALTHY, out + err
+  (summary,) = summaries(home)
+  tested = {(r['name'], r['model_version'], r['instances'])
+            for r in summary['tests']['results']}
+  assert {('bbsd', VERSION, 300), ('bbsd', '8', 300),
+          ('image_features', None, 600)} <= tested
+  assert summary['tests']['skipped'] == []
 
 
 def test_monitor_refuses_a_missing_reference_file(home, monitor, test_images,

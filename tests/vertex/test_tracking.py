@@ -41,7 +41,7 @@ def _tracking(fake):
 def test_run_name_is_vertex_safe():
   cfg = ModelConfig()
   name = tracking.experiment_run_name(cfg)
-  assert re.fullmatch(r'custom-cnn-32-64-128-512-0p25-0p5-\d{8}-\d{6}', name)
+  assert re.fullmatch(r'custom-cnn-32-64-128-512-0p1-0p3-\d{8}-\d{6}', name)
 
 
 def test_per_class_metrics():
