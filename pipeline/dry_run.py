@@ -19,6 +19,7 @@ other Google services (Dataflow, Vertex Training, Endpoint deployment) are
 refused with the flags that compile a spec which runs here.
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -26,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -66,6 +68,7 @@ class DryRunConfig:
   root: str
   params: Tuple[Tuple[str, str], ...] = ()
   enable_cache: bool = True   # honour the spec's cachingOptions, as Vertex does
+  parallelism: int = 2        # containers at once (Vertex runs all ready ones)
   python: str = sys.executable  # stands in for the image's `python`
 
 
@@ -76,6 +79,7 @@ class TaskResult:
   state: str       # 'ran', 'cached' or 'resolved'
   seconds: float
   outputs: Dict[str, List[dry_run_store.Artifact]]
+  command: Tuple[str, ...] = ()  # the container's command as run (no input)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +116,8 @@ def _schema_title(artifact_type: Mapping[str, Any]) -> str:
       'title', 'tfx.Artifact')
 
 
-def task_order(tasks: Mapping[str, Any]) -> List[str]:
-  """A topological order of the DAG (dependentTasks and artifact producers)."""
+def _upstream(tasks: Mapping[str, Any]) -> Dict[str, set]:
+  """Task -> the tasks it waits for (dependentTasks and artifact producers)."""
   upstream = {}
   for name, task in tasks.items():
     deps = set(task.get('dependentTasks', []))
@@ -122,15 +126,7 @@ def task_order(tasks: Mapping[str, Any]) -> List[str]:
       if producer:
         deps.add(producer)
     upstream[name] = deps
-  order, done = [], set()
-  while len(order) < len(tasks):
-    ready = sorted(n for n in tasks if n not in done and upstream[n] <= done)
-    if not ready:
-      raise DryRunError('the spec\'s tasks form a cycle or depend on unknown '
-                        f'tasks: {sorted(set(tasks) - done)}')
-    order.extend(ready)
-    done.update(ready)
-  return order
+  return upstream
 
 
 def _parameter_values(spec: Mapping[str, Any],
@@ -247,6 +243,7 @@ class _Run:
     self.run_root = os.path.join(self.paths(pipeline_root), self.run_id)
     os.makedirs(self.run_root, exist_ok=True)
     self.store = dry_run_store.Store(self.root)
+    self.lock = threading.Lock()
     self.outputs: Dict[str, Dict[str, List[dry_run_store.Artifact]]] = {}
 
   def component(self, task: str) -> Dict[str, Any]:
@@ -355,7 +352,8 @@ class _Run:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()
                           ).hexdigest()
 
-  def run_container(self, task: str) -> Tuple[str, Dict]:
+  def run_container(self, task: str
+                    ) -> Tuple[str, Dict, Optional[str], List[str]]:
     container = self.executor(task)['container']
     task_dir = os.path.join(self.run_root, task)
     os.makedirs(task_dir, exist_ok=True)
@@ -370,14 +368,13 @@ class _Run:
     caching = self.tasks[task].get('cachingOptions', {}).get('enableCache')
     key = self.cache_key(task, executor_input)
     if caching and self.cfg.enable_cache:
-      cached = self.store.cached_outputs(key)
+      with self.lock:
+        cached = self.store.cached_outputs(key)
       if cached is not None:
-        return 'cached', cached
-    self.execute(task, 'executor', self.command(task, container,
-                                                executor_input), log_path)
-    outputs = self.read_executor_output(task, executor_input)
-    self.store.remember(key, outputs)
-    return 'ran', outputs
+        return 'cached', cached, None, []
+    words = self.command(task, container, executor_input)
+    self.execute(task, 'executor', words, log_path)
+    return 'ran', self.read_executor_output(task, executor_input), key, words
 
   def apply_driver_output(self, executor_input: Dict[str, Any]) -> None:
     """What Vertex does with a driver's ExecutorOutput before the executor.
@@ -473,29 +470,83 @@ class _Run:
         name=self.artifact_name(task, key), schema_title=title, uri=uri,
         metadata=metadata, run_id=self.run_id, task=task)]}
 
-  def run(self) -> DryRunResult:
-    results = []
-    for task in task_order(self.tasks):
-      start = time.monotonic()
-      executor = self.executor(task)
-      if 'container' in executor:
-        kind = 'container'
-        state, outputs = self.run_container(task)
-      elif 'resolver' in executor:
-        kind, state, outputs = 'resolver', 'resolved', self.run_resolver(task)
-      elif 'importer' in executor:
-        kind, state, outputs = 'importer', 'resolved', self.run_importer(task)
-      else:
-        raise DryRunError(f'task {task}: executor {sorted(executor)} is not a '
-                          'container, resolver or importer')
-      self.outputs[task] = outputs
-      if state in ('ran', 'resolved') and kind != 'resolver':
-        self.store.add([a for arts in outputs.values() for a in arts
+  def run_task(self, task: str) -> Tuple[TaskResult, Optional[str]]:
+    """One task (in a worker thread for containers); nothing shared changes."""
+    start = time.monotonic()
+    executor = self.executor(task)
+    key, words = None, []
+    if 'container' in executor:
+      kind = 'container'
+      state, outputs, key, words = self.run_container(task)
+    elif 'resolver' in executor:
+      kind, state, outputs = 'resolver', 'resolved', self.run_resolver(task)
+    elif 'importer' in executor:
+      kind, state, outputs = 'importer', 'resolved', self.run_importer(task)
+    else:
+      raise DryRunError(f'task {task}: executor {sorted(executor)} is not a '
+                        'container, resolver or importer')
+    # The ExecutorInput JSON is long and in the task's log: {{$}} here.
+    command = tuple(w if not w.startswith('{') else '{{$}}' for w in words)
+    result = TaskResult(task, kind, state, time.monotonic() - start, outputs,
+                        command)
+    return result, key
+
+  def record(self, result: TaskResult, key: Optional[str]) -> None:
+    """Keeps what a finished task made (a failed later task keeps it too)."""
+    self.outputs[result.name] = result.outputs
+    with self.lock:
+      if result.state == 'ran' and key:
+        self.store.remember(key, result.outputs)
+      if result.kind != 'resolver':
+        self.store.add([a for arts in result.outputs.values() for a in arts
                         if self.store.get(a.name) is None])
-      self.store.save()  # a failed later task keeps what this one made
-      result = TaskResult(task, kind, state, time.monotonic() - start, outputs)
-      results.append(result)
-      self.progress(result)
+      self.store.save()
+    self.progress(result)
+
+  def run(self) -> DryRunResult:
+    """Every task once its upstream tasks are done; independent ones at once,
+    as on Vertex (up to `parallelism` containers). The first failure stops
+    new tasks from starting; running ones finish, then it is raised."""
+    upstream = _upstream(self.tasks)
+    pending, done, results = set(self.tasks), set(), []
+    running: Dict[concurrent.futures.Future, str] = {}
+    failure = None
+    with concurrent.futures.ThreadPoolExecutor(self.cfg.parallelism) as pool:
+      while (pending and failure is None) or running:
+        ready = sorted(t for t in pending if upstream[t] <= done)
+        progressed = False
+        if failure is None:
+          for task in ready:
+            pending.discard(task)
+            if 'container' in self.executor(task):
+              running[pool.submit(self.run_task, task)] = task
+            else:  # metadata queries: instant, and in this thread
+              result, key = self.run_task(task)
+              self.record(result, key)
+              results.append(result)
+              done.add(task)
+              progressed = True
+        if progressed:
+          continue  # what the metadata queries made ready
+        if not running:
+          if pending and failure is None and not ready:
+            raise DryRunError('the spec\'s tasks form a cycle or depend on '
+                              f'unknown tasks: {sorted(pending)}')
+          continue
+        finished, _ = concurrent.futures.wait(
+            running, return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in finished:
+          task = running.pop(future)
+          try:
+            result, key = future.result()
+          except DryRunError as e:
+            failure = failure or e
+            continue
+          self.record(result, key)
+          results.append(result)
+          done.add(task)
+    if failure is not None:
+      raise failure
     return DryRunResult(self.run_id, tuple(results), self._pushed_to(results))
 
   @staticmethod
