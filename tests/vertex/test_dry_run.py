@@ -157,11 +157,14 @@ def test_first_dry_run_trains_blesses_and_pushes(first_run, dry_home):
   for name in RESOLVERS:
     assert run.task(name).outputs == {
         next(iter(run.task(name).outputs)): []}, name
-  # Artifact metadata flowed: the driver's span, the Examples' splits.
+  # Artifact metadata flowed: the preCacheCheck driver's span (ExampleGen
+  # records it as a custom property) reached DataGate; the splits too.
   (examples,) = run.task('ImportExampleGen').outputs['examples']
-  assert examples.metadata['span'] == 1
+  assert examples.metadata['custom:span'] == 1
   assert json.loads(examples.metadata['split_names']) == [
       'train', 'eval', 'test']
+  (report,) = run.task('DataGate').outputs['report']
+  assert report.metadata['span'] == 1
   (blessing,) = run.task('Blessing').outputs['blessing']
   assert blessing.metadata['blessed'] == 1
   (model,) = run.task('Trainer').outputs['model']
