@@ -220,11 +220,18 @@ def test_drifted_span_is_stopped_by_data_gate(first_run, dry_home, capsys):
                         'eval': (255 - images[:100], labels[:100]),
                         'test': (255 - test_images, test_labels)}.items():
     ingest.write_split(x, y, os.path.join(data, 'span-2', split), 1, split)
+  capsys.readouterr()
   status = cli.main(['pipeline', 'dry-run', '--spec', dry_home['spec'],
                      '--root', dry_home['root'], '--param',
                      f'data_root={data}'])
   captured = capsys.readouterr()
   assert status == 2
-  assert captured.err.startswith('error: task DataGate failed')
-  assert 'Jensen-Shannon' in captured.err
+  assert captured.err.startswith('error: task DataGate failed (exit 1)')
+  # The gate's own message, from the container's output.
+  assert 'span 2 was blocked before training' in captured.err
+  assert "feature 'image'" in captured.err and 'Jensen-Shannon' in captured.err
+  # Its baseline was the newest earlier statistics (span 1's), as on Vertex.
+  line = next(l for l in captured.out.splitlines()
+              if l.startswith('PreviousAcceptedSpan'))
+  assert '/StatisticsGen/statistics' in line
   assert 'Transform' not in captured.out  # stopped before training
