@@ -142,7 +142,6 @@ def first_run(dry_home):
 def test_first_dry_run_trains_blesses_and_pushes(first_run, dry_home):
   import tensorflow as tf
   from serving.backends import local
-  from tfx.types import artifact_utils  # pylint: disable=unused-import
   run = first_run
   with open(dry_home['spec']) as f:
     tasks = set(json.load(f)['pipelineSpec']['root']['dag']['tasks'])
@@ -208,7 +207,6 @@ def test_second_clean_run_uses_the_first_blessed_model_as_baseline(
 
 @pytest.mark.e2e
 def test_drifted_span_is_stopped_by_data_gate(first_run, dry_home, capsys):
-  import numpy as np  # pylint: disable=unused-import
   from pipeline import ingest
   del first_run
   images, labels = ingest.read_idx_pair(SOURCE, ingest.TRAIN_FILES,
