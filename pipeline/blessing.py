@@ -110,4 +110,5 @@ class BlessingExecutor(Blessing.EXECUTOR_SPEC.executor_class,
   """
 
 
-Blessing.EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(BlessingExecutor)
+# A Beam executor (through the Evaluator), so it needs a Beam executor spec.
+Blessing.EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(BlessingExecutor)
