@@ -18,6 +18,7 @@ def _fmnist(*args):
 
 @pytest.mark.parametrize('command', [
     [], ['ingest'], ['pipeline'], ['pipeline', 'run'], ['pipeline', 'compile'],
+    ['pipeline', 'dry-run'],
     ['run'], ['report'], ['serve'], ['explore']])
 def test_every_subcommand_has_help(command):
   with pytest.raises(SystemExit) as exit_info:

@@ -1,9 +1,10 @@
-"""`fmnist pipeline run|compile`: the TFX pipeline, locally or on Vertex AI.
+"""`fmnist pipeline run|compile|dry-run`: the TFX pipeline, locally or on Vertex.
 
 `run` runs it with the local runner (the default) or submits it to Vertex AI
 Pipelines (`--runner vertex`, with `--wait` following the job: exit 0 on
 success, 1 on failure or cancellation). `compile` writes the Vertex
-PipelineJob JSON without touching any cloud.
+PipelineJob JSON without touching any cloud. `dry-run` executes such a
+compiled spec here, task by task, through TFX's Vertex container entrypoint.
 """
 
 import sys
@@ -29,6 +30,20 @@ def register(sub) -> None:
   options.add_pipeline_knobs(c)
   options.add_vertex_args(c)
   c.set_defaults(func=compile_spec)
+  d = psub.add_parser(
+      'dry-run', help='execute a compiled Vertex spec locally, task by task')
+  d.add_argument('--spec', required=True,
+                 help='the PipelineJob JSON `pipeline compile` wrote')
+  d.add_argument('--root', required=True,
+                 help='local directory standing in for GCS (gs://B/x is '
+                      'ROOT/gcs/B/x) and holding the record of earlier dry '
+                      'runs (resolver baselines, cache)')
+  d.add_argument('--param', action='append', default=[], metavar='NAME=VALUE',
+                 help='runtime parameter value, e.g. data_root=/path/to/data '
+                      '(local paths allowed); repeatable')
+  d.add_argument('--no-cache', action='store_true',
+                 help='run every task even if the spec enables caching')
+  d.set_defaults(func=dry_run)
 
 
 def run(args) -> int:
@@ -67,4 +82,39 @@ def compile_spec(args) -> int:
   path = kubeflow_v2_runner.compile_pipeline(cfg, cfg.vertex.output,
                                              dict(cfg.vertex.params))
   print(f'wrote {path}')
+  return 0
+
+
+def dry_run_config(args):
+  """The typed `DryRunConfig` of `pipeline dry-run`'s flags."""
+  from pipeline import dry_run as dry_run_lib  # pylint: disable=g-import-not-at-top
+  params = []
+  for pair in args.param:
+    name, sep, value = pair.partition('=')
+    if not sep or not name:
+      raise options.UsageError(f'--param {pair!r}: expected NAME=VALUE')
+    params.append((name, value))
+  return dry_run_lib.DryRunConfig(spec_path=args.spec, root=args.root,
+                                  params=tuple(params),
+                                  enable_cache=not args.no_cache)
+
+
+def dry_run(args) -> int:
+  from pipeline import dry_run as dry_run_lib  # pylint: disable=g-import-not-at-top
+  cfg = dry_run_config(args)
+
+  def progress(task):
+    found = ''
+    if task.kind != 'container':
+      names = [a.uri for arts in task.outputs.values() for a in arts]
+      found = '  -> ' + (', '.join(names) if names else 'nothing (no baseline)')
+    print(f'{task.name:<45} {task.state:<8} {task.seconds:7.1f} s{found}',
+          flush=True)
+
+  result = dry_run_lib.run(cfg, progress)
+  print(f'dry run {result.run_id}: {len(result.tasks)} tasks done')
+  if result.pushed_to:
+    print(f'pushed to {result.pushed_to}')
+  else:
+    print('no model pushed (not blessed)')
   return 0

@@ -12,7 +12,8 @@ from pipeline import vertex_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-DOCUMENTED_ORDER = ['unit-tests', 'smoke-pipeline', 'build-pipeline-image',
+DOCUMENTED_ORDER = ['unit-tests', 'smoke-pipeline', 'dry-run',
+                    'build-pipeline-image',
                     'build-serving-image', 'push-images', 'compile',
                     'upload-spec', 'submit', 'deploy-serving']
 # Cloud Build's own substitutions.
@@ -108,6 +109,25 @@ def test_cli_commands_in_steps_parse(build):
     words = [re.sub(r'\$\{?\w+\}?', 'x', w) for w in words]
     parser.parse_args(words)  # SystemExit on an unknown flag or command
   assert any(c[:2] == ['pipeline', 'compile'] for c in commands)
+
+
+def test_dry_run_runs_the_compiled_spec_before_anything_is_pushed(build):
+  from fmnist import cli
+  ids = [s['id'] for s in build['steps']]
+  assert ids.index('dry-run') < ids.index('push-images') < ids.index('submit')
+  (step,) = [s for s in build['steps'] if s['id'] == 'dry-run']
+  lines = step['args'][-1].replace('\\\n', ' ').splitlines()
+  compile_args, run_args = (shlex.split(l.split('fmnist', 1)[1])
+                            for l in lines if 'fmnist' in l)
+  compiled = cli.build_parser().parse_args(compile_args)
+  dry = cli.build_parser().parse_args(run_args)
+  # It runs the spec that step compiled, on the span the smoke step ingested,
+  # with what cannot run in Cloud Build (Dataflow, Vertex Training) off.
+  assert dry.spec == compiled.output and compiled.dataflow is False
+  assert compiled.vertex_training is False
+  (smoke,) = [s for s in build['steps'] if s['id'] == 'smoke-pipeline']
+  home = re.search(r'--home (\S+)', smoke['args'][-1]).group(1)
+  assert dry.param == [f'data_root={home}/data']
 
 
 def test_pytest_targets_exist(build):
