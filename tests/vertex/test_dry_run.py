@@ -147,7 +147,8 @@ def test_first_dry_run_trains_blesses_and_pushes(first_run, dry_home):
     tasks = set(json.load(f)['pipelineSpec']['root']['dag']['tasks'])
   assert {t.name for t in run.tasks} == tasks
   containers = [t for t in run.tasks if t.kind == 'container']
-  assert len(containers) == 11
+  assert len(containers) == 12
+  assert 'MonitoringReference' in {t.name for t in containers}
   for task in containers:
     # Through TFX's Vertex entrypoint, with this Python for the image's.
     assert task.state == 'ran' and task.command[1:3] == ENTRYPOINT, task.name
