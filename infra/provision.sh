@@ -177,9 +177,9 @@ project_role "serviceAccount:${events}" roles/eventarc.eventReceiver
 # workflow's identity it may start the trigger job only: roles/run.invoker
 # on that job, granted by deploy_trigger.sh once the job exists.
 project_role "serviceAccount:${events}" roles/workflows.invoker
+gcs_agent="$(gcloud storage service-agent --project "${PROJECT}")"
 # Cloud Storage publishes the bucket's events to Eventarc's Pub/Sub topic as
 # its service agent (required for Cloud Storage triggers).
-gcs_agent="$(gcloud storage service-agent --project "${PROJECT}")"
 project_role "serviceAccount:${gcs_agent}" roles/pubsub.publisher
 
 # --- Cloud Build: builds, pushes, compiles, submits, deploys.
