@@ -25,9 +25,11 @@ from models import features
 from pipeline import predictions
 
 FILE = 'reference.npz'
-# The artifact type ('<namespace>.<Name>', the form Vertex needs for custom
-# types); reference_component.py defines it, the monitor's lineage looks for it.
-TYPE_NAME = 'fmnist.MonitoringReference'
+# The artifact type. On Vertex a custom type's name is its schema title, which
+# must read `<namespace>.<Name>`, and TFX's container entrypoint imports it as
+# a class path: so `pipeline.MonitoringReference` (pipeline/__init__.py hands
+# out reference_component's class lazily). The monitor's lineage looks for it.
+TYPE_NAME = 'pipeline.MonitoringReference'
 # Enough for the KS and chi-square tests to be limited by the window (a few
 # hundred images), not the reference; a larger split is subsampled evenly.
 MAX_IMAGES = 10_000

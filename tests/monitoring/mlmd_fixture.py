@@ -5,7 +5,7 @@ the local runner records (compare a real `work/metadata.sqlite`):
 ImportExampleGen -> Examples(span) -> StatisticsGen -> ExampleStatistics ->
 DataGate -> report(statistics_id); Examples -> Transform -> Examples ->
 Trainer -> Model -> Pusher -> PushedModel(pushed, pushed_version); Examples +
-Model -> MonitoringReference -> fmnist.MonitoringReference. Running the
+Model -> MonitoringReference -> pipeline.MonitoringReference. Running the
 pipeline itself takes minutes; tests/test_e2e.py does that.
 """
 
@@ -20,7 +20,7 @@ _ARTIFACT_TYPES = {
                  'split_names': mlmd.STRING},
     'ExampleStatistics': {'span': mlmd.INT, 'split_names': mlmd.STRING},
     'ExampleAnomalies': {'span': mlmd.INT, 'split_names': mlmd.STRING},
-    'Model': {}, 'PushedModel': {}, 'fmnist.MonitoringReference': {},
+    'Model': {}, 'PushedModel': {}, 'pipeline.MonitoringReference': {},
 }
 _COMPONENTS = {
     'ImportExampleGen': 'tfx.components.example_gen.import_example_gen.'
@@ -113,7 +113,7 @@ class PipelineStore:
     if reference_uri is not None:
       found.update(self._execute(
           'MonitoringReference', {'examples': examples, 'model': model},
-          {'reference': self._artifact('fmnist.MonitoringReference',
+          {'reference': self._artifact('pipeline.MonitoringReference',
                                        reference_uri, span=span)}))
     if pushed_version is not None:
       found.update(self._execute('Pusher', {'model': model}, {
