@@ -19,7 +19,7 @@ def _fmnist(*args):
 @pytest.mark.parametrize('command', [
     [], ['ingest'], ['pipeline'], ['pipeline', 'run'], ['pipeline', 'compile'],
     ['pipeline', 'dry-run'],
-    ['run'], ['report'], ['serve'], ['explore']])
+    ['run'], ['report'], ['serve'], ['explore'], ['automl'], ['automl', 'export']])
 def test_every_subcommand_has_help(command):
   with pytest.raises(SystemExit) as exit_info:
     cli.main(command + ['--help'])
