@@ -120,3 +120,205 @@ def export(cfg: ExportConfig,
                for c in range(features.NUM_CLASSES)}, f, indent=1)
   return Exported(import_file=import_file, span=span, counts=counts,
                   uri_prefix=prefix)
+
+
+# ---- training (Vertex AI AutoML through the SDK) ----------------------------
+
+# AutoML image classification (CLOUD models) accepts 8 to 800 node hours.
+MIN_BUDGET_MILLI, MAX_BUDGET_MILLI = 8_000, 800_000
+_FILTER = 'labels.' + ML_USE_LABEL + '={}'
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  project: str
+  region: str
+  import_file: str                  # gs://.../import.jsonl (`export`)
+  display_name: str = 'fmnist-automl'
+  budget_node_hours: float = 8.0
+  wait: bool = False                # follow the training pipeline to its end
+  api_endpoint: Optional[str] = None
+
+  def __post_init__(self):
+    if not self.project or not self.region:
+      raise AutoMLError('--project and --region are required')
+    if not self.import_file.startswith('gs://'):
+      raise AutoMLError(f'--import-file {self.import_file!r}: Vertex AI reads '
+                        'it from Cloud Storage; export with --output gs://... '
+                        'or --uri-prefix and upload')
+    milli = self.budget_milli_node_hours
+    if not MIN_BUDGET_MILLI <= milli <= MAX_BUDGET_MILLI:
+      raise AutoMLError(f'--budget-node-hours {self.budget_node_hours:g}: '
+                        'AutoML image classification takes 8 to 800 node hours')
+
+  @property
+  def budget_milli_node_hours(self) -> int:
+    return int(round(self.budget_node_hours * 1000))
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+  dataset: str                      # resource names
+  training_pipeline: str
+  model: Optional[str]              # None until the pipeline has finished
+  state: str
+  error: str = ''
+
+
+def _init(project: str, region: str, api_endpoint: Optional[str],
+          credentials) -> None:
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  aiplatform.init(project=project, location=region, credentials=credentials,
+                  api_endpoint=api_endpoint, api_transport='rest')
+
+
+def train(cfg: TrainConfig, credentials=None) -> Trained:
+  """Creates the ImageDataset from the import file and an AutoML image
+  classification training pipeline on it; AutoML trains, tunes and tests on
+  the data items' ml_use labels (the CNN's splits)."""
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  _init(cfg.project, cfg.region, cfg.api_endpoint, credentials)
+  dataset = aiplatform.ImageDataset.create(
+      display_name=cfg.display_name, gcs_source=[cfg.import_file],
+      import_schema_uri=IMPORT_SCHEMA_URI, sync=True)
+  job = aiplatform.AutoMLImageTrainingJob(
+      display_name=cfg.display_name, prediction_type='classification',
+      multi_label=False, model_type='CLOUD')
+  try:
+    model = job.run(
+        dataset=dataset, model_display_name=cfg.display_name,
+        training_filter_split=_FILTER.format(ML_USE[features.TRAIN_SPLIT]),
+        validation_filter_split=_FILTER.format(ML_USE[features.EVAL_SPLIT]),
+        test_filter_split=_FILTER.format(ML_USE[features.TEST_SPLIT]),
+        budget_milli_node_hours=cfg.budget_milli_node_hours, sync=cfg.wait)
+  except RuntimeError as e:  # the SDK's "Training failed with: ..."
+    return Trained(dataset=dataset.resource_name,
+                   training_pipeline=job.resource_name, model=None,
+                   state='PIPELINE_STATE_FAILED',
+                   error=' '.join(str(e).split()))
+  if not cfg.wait:
+    job.wait_for_resource_creation()
+    return Trained(dataset=dataset.resource_name,
+                   training_pipeline=job.resource_name, model=None,
+                   state='submitted')
+  return Trained(dataset=dataset.resource_name,
+                 training_pipeline=job.resource_name,
+                 model=model.resource_name if model is not None else None,
+                 state=str(job.state.name))
+
+
+# ---- comparison with the CNN ----------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Side:
+  """One model's test metrics: overall accuracy, per class P/R/F1."""
+  name: str
+  source: str                        # where the numbers come from
+  accuracy: float
+  test_images: int
+  per_class: Dict[int, Dict[str, float]]  # class id -> precision/recall/f1
+
+
+def _per_class(confusion: np.ndarray) -> Dict[int, Dict[str, float]]:
+  """[true][predicted] counts -> precision, recall, F1 per class."""
+  out = {}
+  for c in range(len(confusion)):
+    tp = confusion[c, c]
+    predicted, actual = confusion[:, c].sum(), confusion[c, :].sum()
+    p = tp / predicted if predicted else 0.0
+    r = tp / actual if actual else 0.0
+    out[c] = {'precision': float(p), 'recall': float(r),
+              'f1': float(2 * p * r / (p + r)) if p + r else 0.0}
+  return out
+
+
+def automl_side(model_name: str, project: str, region: str,
+                api_endpoint: Optional[str] = None, credentials=None) -> Side:
+  """The AutoML model's own evaluation (Vertex's evaluator, on the data
+  items labelled ml_use=test), from its confusion matrix."""
+  from google.cloud import aiplatform  # pylint: disable=g-import-not-at-top
+  _init(project, region, api_endpoint, credentials)
+  model = aiplatform.Model(model_name)
+  evaluations = model.list_model_evaluations()
+  if not evaluations:
+    raise AutoMLError(f'model {model_name} has no evaluation yet (has its '
+                      'training pipeline finished?)')
+  metrics = evaluations[0].to_dict().get('metrics', {})
+  matrix = metrics.get('confusionMatrix') or {}
+  names = [s.get('displayName') for s in matrix.get('annotationSpecs', [])]
+  by_name = {display_name(c): c for c in range(features.NUM_CLASSES)}
+  unknown = [n for n in names if n not in by_name]
+  if not names or unknown:
+    raise AutoMLError(f'model {model_name}: its evaluation has no confusion '
+                      f'matrix over the Fashion-MNIST labels ({unknown or names})')
+  rows = np.asarray(matrix.get('rows', []), np.float64)[:, :len(names)]
+  confusion = np.zeros((features.NUM_CLASSES,) * 2)
+  order = [by_name[n] for n in names]
+  confusion[np.ix_(order, order)] = rows
+  n = confusion.sum()
+  return Side(name='AutoML', source=f'Vertex AI model evaluation of '
+              f'{model_name} (its own evaluator)',
+              accuracy=float(np.trace(confusion) / n) if n else 0.0,
+              test_images=int(n), per_class=_per_class(confusion))
+
+
+def cnn_side(pipeline_cfg) -> Side:
+  """The newest evaluated CNN run: TFMA on the official test set."""
+  from pipeline import summary as summary_lib  # pylint: disable=g-import-not-at-top
+  store = summary_lib.open_store(pipeline_cfg)
+  for run_id in reversed(summary_lib.run_ids(store)):
+    s = summary_lib.summarize(pipeline_cfg, run_id, store)
+    if s.metrics is not None:
+      return Side(
+          name='CNN', source=f'TFMA evaluation of pipeline run {run_id}',
+          accuracy=float(s.metrics.overall['accuracy']),
+          test_images=int(round(s.metrics.overall['example_count'])),
+          per_class={c: {'precision': m['precision'], 'recall': m['recall'],
+                         'f1': m['f1_score']}
+                     for c, m in s.metrics.per_class.items()})
+  raise AutoMLError(f'no evaluated pipeline run in {pipeline_cfg.metadata_path}'
+                    '; run `fmnist run` first')
+
+
+def format_comparison(cnn: Side, other: Side) -> str:
+  lines = [f'{"":14} {cnn.name:>22} {other.name:>22}',
+           f'{"accuracy":14} {cnn.accuracy:22.4f} {other.accuracy:22.4f}',
+           f'{"test images":14} {cnn.test_images:22d} {other.test_images:22d}',
+           '', f'{"class (F1; P/R)":14} {cnn.name:>22} {other.name:>22}']
+  for c in range(features.NUM_CLASSES):
+    a, b = cnn.per_class.get(c, {}), other.per_class.get(c, {})
+    fmt = lambda m: (f'{m["f1"]:.3f} ({m["precision"]:.3f}/{m["recall"]:.3f})'
+                     if m else '-')
+    lines.append(f'{features.CLASS_NAMES[c]:14} {fmt(a):>22} {fmt(b):>22}')
+  lines += ['', f'{cnn.name}: {cnn.source}', f'{other.name}: {other.source}',
+            'The two come from different evaluators (TFMA here, Vertex AI\'s '
+            'own for AutoML) on the same official test images.']
+  return '\n'.join(lines)
+
+
+def write_comparison(cnn: Side, other: Side, output_dir: str) -> str:
+  """index.html + per_class.png; returns the page's path."""
+  import html  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  os.makedirs(output_dir, exist_ok=True)
+  x = np.arange(features.NUM_CLASSES)
+  fig, ax = plt.subplots(figsize=(10, 4))
+  for k, side in enumerate((cnn, other)):
+    ax.bar(x + (k - 0.5) * 0.4, [side.per_class.get(c, {}).get('f1', 0)
+                                 for c in x], 0.4,
+           label=f'{side.name} (accuracy {side.accuracy:.4f})')
+  ax.set_xticks(x, features.CLASS_NAMES, rotation=30, ha='right')
+  ax.set_ylabel('F1 on the test set')
+  ax.set_ylim(0.5, 1.0)
+  ax.legend(loc='lower right')
+  fig.tight_layout()
+  fig.savefig(os.path.join(output_dir, 'per_class.png'), dpi=100)
+  plt.close(fig)
+  page = os.path.join(output_dir, 'index.html')
+  with open(page, 'w', encoding='utf-8') as f:
+    f.write('<!doctype html><meta charset="utf-8"><title>CNN vs AutoML</title>'
+            '<h1>CNN vs. the AutoML baseline</h1><img src="per_class.png">'
+            f'<pre>{html.escape(format_comparison(cnn, other))}</pre>')
+  return page
