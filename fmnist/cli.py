@@ -10,7 +10,7 @@
   fmnist compare           two evaluated models: paired test, 95% CIs, HTML
   fmnist explore           a span's classes, embeddings, duplicates, label errors
   fmnist watch DIR         new IDX files in DIR -> the next span -> a pipeline run
-  fmnist automl export     a span as a Vertex AI image dataset (AutoML baseline)
+  fmnist automl ...        the AutoML baseline: export a span, train, compare
 
 Each subcommand lives in fmnist/commands/, parses its flags into typed configs
 and calls the library. Errors a user can fix (`pipeline.errors.UserError`)
