@@ -281,15 +281,15 @@ def cnn_side(pipeline_cfg) -> Side:
 
 
 def format_comparison(cnn: Side, other: Side) -> str:
-  lines = [f'{"":14} {cnn.name:>22} {other.name:>22}',
-           f'{"accuracy":14} {cnn.accuracy:22.4f} {other.accuracy:22.4f}',
-           f'{"test images":14} {cnn.test_images:22d} {other.test_images:22d}',
-           '', f'{"class (F1; P/R)":14} {cnn.name:>22} {other.name:>22}']
+  lines = [f'{"":16} {cnn.name:>22} {other.name:>22}',
+           f'{"accuracy":16} {cnn.accuracy:22.4f} {other.accuracy:22.4f}',
+           f'{"test images":16} {cnn.test_images:22d} {other.test_images:22d}',
+           '', f'{"class: F1 (P/R)":16} {cnn.name:>22} {other.name:>22}']
   for c in range(features.NUM_CLASSES):
     a, b = cnn.per_class.get(c, {}), other.per_class.get(c, {})
     fmt = lambda m: (f'{m["f1"]:.3f} ({m["precision"]:.3f}/{m["recall"]:.3f})'
                      if m else '-')
-    lines.append(f'{features.CLASS_NAMES[c]:14} {fmt(a):>22} {fmt(b):>22}')
+    lines.append(f'{features.CLASS_NAMES[c]:16} {fmt(a):>22} {fmt(b):>22}')
   lines += ['', f'{cnn.name}: {cnn.source}', f'{other.name}: {other.source}',
             'The two come from different evaluators (TFMA here, Vertex AI\'s '
             'own for AutoML) on the same official test images.']
@@ -312,7 +312,8 @@ def write_comparison(cnn: Side, other: Side, output_dir: str) -> str:
   ax.set_xticks(x, features.CLASS_NAMES, rotation=30, ha='right')
   ax.set_ylabel('F1 on the test set')
   ax.set_ylim(0.5, 1.0)
-  ax.legend(loc='lower right')
+  ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1.0), ncol=2,
+            frameon=False)
   fig.tight_layout()
   fig.savefig(os.path.join(output_dir, 'per_class.png'), dpi=100)
   plt.close(fig)
