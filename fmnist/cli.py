@@ -10,6 +10,7 @@
   fmnist compare           two evaluated models: paired test, 95% CIs, HTML
   fmnist explore           a span's classes, embeddings, duplicates, label errors
   fmnist watch DIR         new IDX files in DIR -> the next span -> a pipeline run
+  fmnist automl ...        the AutoML baseline: export a span, train, compare
 
 Each subcommand lives in fmnist/commands/, parses its flags into typed configs
 and calls the library. Errors a user can fix (`pipeline.errors.UserError`)
@@ -23,6 +24,7 @@ import os
 import sys
 from typing import List, Optional
 
+from fmnist.commands import automl
 from fmnist.commands import compare
 from fmnist.commands import explore
 from fmnist.commands import ingest
@@ -36,7 +38,7 @@ from pipeline import configs
 from pipeline.errors import UserError
 
 COMMANDS = (ingest, pipeline, run, report, serve, monitor, compare, explore,
-            watch)
+            watch, automl)
 
 _OWN_CODE = tuple(os.path.join(configs.REPO_ROOT, d) + os.sep
                   for d in ('models', 'pipeline', 'fmnist', 'serving',

@@ -19,7 +19,8 @@ def _fmnist(*args):
 @pytest.mark.parametrize('command', [
     [], ['ingest'], ['pipeline'], ['pipeline', 'run'], ['pipeline', 'compile'],
     ['pipeline', 'dry-run'],
-    ['run'], ['report'], ['serve'], ['explore']])
+    ['run'], ['report'], ['serve'], ['explore'], ['automl'], ['automl', 'export'],
+    ['automl', 'train'], ['automl', 'compare']])
 def test_every_subcommand_has_help(command):
   with pytest.raises(SystemExit) as exit_info:
     cli.main(command + ['--help'])

@@ -245,6 +245,19 @@ def test_monitor_finds_the_served_models_training_statistics(home, capsys):
   assert not os.path.exists(os.path.join(home, 'monitoring', 'reference'))
 
 
+def test_automl_compare_takes_the_cnns_side_from_tfma(home):
+  """`fmnist automl compare`'s CNN column: the newest evaluated run's TFMA
+  metrics on the official test images (the AutoML side: tests/vertex)."""
+  from pipeline import automl
+  cfg = configs.PipelineConfig.from_home(home)
+  cnn = automl.cnn_side(cfg)
+  newest = [summary.summarize(cfg, r) for r in summary.run_ids(
+      summary.open_store(cfg))]
+  evaluated = [s for s in newest if s.metrics is not None][-1]
+  assert cnn.accuracy == evaluated.metrics.overall['accuracy']
+  assert cnn.test_images == 500 and set(cnn.per_class) == set(range(10))
+
+
 def test_compare_two_real_evaluated_runs(home, capsys):
   """The newest run's candidate against its baseline, on the same images."""
   cfg = configs.PipelineConfig.from_home(home)

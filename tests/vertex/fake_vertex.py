@@ -34,6 +34,9 @@ class FakeVertex(loopback.Loopback):
     self.job_error: Optional[str] = None
     self.reject_create: Optional[tuple] = None  # (http status, message)
     self.known_images: set = set()  # "name:tag" served by /v2/.../manifests
+    self.training_error: Optional[str] = None     # AutoML pipelines fail so
+    self.automl_evaluation: Optional[Dict[str, Any]] = None
+    self.model_evaluations: Dict[str, List[Dict[str, Any]]] = {}
     # Model Registry: model name -> its versions (dicts), oldest first.
     self.model_versions: Dict[str, List[Dict[str, Any]]] = {}
     self._counter = 0
@@ -100,6 +103,9 @@ class FakeVertex(loopback.Loopback):
     if not path.startswith('/v1/'):
       return self._error(404, f'no such API {path}', 'NOT_FOUND')
     name = path[len('/v1/'):]
+    automl = self._automl(method, urllib.parse.unquote(name), body)
+    if automl is not None:
+      return automl
     registry = self._registry(method, urllib.parse.unquote(name), query, body)
     if registry is not None:
       return registry
@@ -156,6 +162,42 @@ class FakeVertex(loopback.Loopback):
   def bodies(self, method: str, path_part: str) -> List[Any]:
     return [r['body'] for r in self.requests
             if r['method'] == method and path_part in r['path']]
+
+  # -- AutoML: datasets + import, training pipelines, model evaluations -------
+  # A dataset's create and :import are done long-running operations; a
+  # training pipeline succeeds at once (or fails with `training_error`) and
+  # uploads a model whose evaluation list is `automl_evaluation` (one
+  # ModelEvaluation's JSON, e.g. a confusion matrix), if set.
+
+  def _automl(self, method: str, name: str, body: Any):
+    parent, _, last = name.rpartition('/')
+    if method == 'POST' and last == 'datasets':
+      dataset = dict(body or {}, name=f'{name}/{self._next_id()}')
+      self.resources[dataset['name']] = dataset
+      return self._lro(dataset['name'], 'Dataset', dataset)
+    if method == 'POST' and last.endswith(':import') and '/datasets/' in name:
+      return self._lro(name, 'ImportDataResponse', {})
+    if method == 'POST' and last == 'trainingPipelines':
+      pipeline = dict(body or {}, name=f'{name}/{self._next_id()}')
+      if self.training_error:
+        pipeline.update(state='PIPELINE_STATE_FAILED', error={
+            'code': 9, 'message': self.training_error})
+      else:
+        model = f'{parent}/models/{self._next_id()}'
+        self.model_versions[model] = [dict(
+            (body or {}).get('modelToUpload') or {}, name=model,
+            versionId='1', versionAliases=['default'], labels={})]
+        self.model_evaluations[model] = (
+            [dict(self.automl_evaluation, name=f'{model}/evaluations/1')]
+            if self.automl_evaluation else [])
+        pipeline.update(state='PIPELINE_STATE_SUCCEEDED',
+                        modelToUpload={'name': model, 'versionId': '1'})
+      self.resources[pipeline['name']] = pipeline
+      return 200, pipeline
+    model = parent.partition('@')[0]
+    if method == 'GET' and last == 'evaluations' and model in self.model_versions:
+      return 200, {'modelEvaluations': self.model_evaluations.get(model, [])}
+    return None
 
   # -- Model Registry and Endpoints ------------------------------------------
   # models:upload (a long-running operation; `parentModel` adds a version),
