@@ -17,6 +17,7 @@ what the tests derive from it belongs to monitoring/detectors.py, which can
 change without retraining.
 """
 
+import os
 from typing import Dict, Tuple
 
 import numpy as np
@@ -69,6 +70,9 @@ def write(path: str, pixels: np.ndarray, probabilities: np.ndarray,
   np.savez_compressed(buffer, pixels=np.asarray(pixels, np.uint8),
                       probabilities=np.asarray(probabilities, np.float32),
                       description=np.array(description))
+  # The executor gets the output artifact's URI, not a directory (GCS has
+  # none; a local or mounted root needs one).
+  tf.io.gfile.makedirs(os.path.dirname(path))
   with tf.io.gfile.GFile(path, 'wb') as f:
     f.write(buffer.getvalue())
 

@@ -214,6 +214,19 @@ def test_the_pipelines_reference_file_is_read_as_a_reference(data, tmp_path):
     pipeline_reference.read(str(tmp_path / 'wrong.npz'))
 
 
+def test_the_reference_file_is_written_into_a_fresh_artifact_uri(data,
+                                                                  tmp_path):
+  """An executor gets an output URI that need not exist yet (the Vertex
+  dry run found this)."""
+  from pipeline import reference as pipeline_reference
+  ref, pixels = data[0], data[1][:REF]
+  path = str(tmp_path / 'MonitoringReference' / 'reference' / '9' / 'ref.npz')
+  pipeline_reference.write(path, pixels, ref.probabilities, 'held out')
+  read_pixels, probabilities, description = pipeline_reference.read(path)
+  np.testing.assert_array_equal(read_pixels, pixels)
+  assert probabilities.shape == (REF, 10) and description == 'held out'
+
+
 # `fmnist monitor` with the tests: the proxy's fake answers (monitor_testenv:
 # 0.91 on the true label) are the reference's outputs too.
 
