@@ -54,3 +54,12 @@ def fake_vertex(monkeypatch):
     # client, which honours this variable.
     monkeypatch.setenv('STORAGE_EMULATOR_HOST', fake.endpoint)
     yield fake
+
+
+@pytest.fixture
+def anonymous(monkeypatch):
+  """The commands' credentials are anonymous ones (the fake checks none)."""
+  from google.auth import credentials as ga_credentials
+  from pipeline import vertex_submit
+  monkeypatch.setattr(vertex_submit, 'default_credentials',
+                      ga_credentials.AnonymousCredentials)

@@ -10,16 +10,10 @@ import pytest
 from fmnist import cli
 from models import features
 from pipeline import automl
-from pipeline import vertex_submit
 from vertex_testenv import PROJECT, REGION  # pylint: disable=g-bad-import-order
 
 IMPORT_FILE = 'gs://fmnist-test-bucket/automl/import.jsonl'
 
-
-@pytest.fixture
-def anonymous(monkeypatch):
-  monkeypatch.setattr(vertex_submit, 'default_credentials',
-                      ga_credentials.AnonymousCredentials)
 
 
 def _train(fake, *extra):

@@ -4,7 +4,6 @@ The SDK talks REST to a loopback server (fake_vertex) with anonymous
 credentials; the assertions are on the requests it actually sent.
 """
 
-from google.auth import credentials as ga_credentials
 import pytest
 
 from vertex_testenv import BUCKET, PROJECT, REGION, RUNNER_SA, vertex_flags
@@ -13,11 +12,6 @@ from pipeline import vertex_submit
 
 IMAGE_PATH = f'{PROJECT}/fmnist/fmnist-pipeline'
 
-
-@pytest.fixture
-def anonymous(monkeypatch):
-  monkeypatch.setattr(vertex_submit, 'default_credentials',
-                      ga_credentials.AnonymousCredentials)
 
 
 def _run(fake, *extra):
