@@ -8,7 +8,6 @@ import pytest
 
 from vertex_testenv import BUCKET, PROJECT, REGION, RUNNER_SA, vertex_flags
 from fmnist import cli
-from pipeline import vertex_submit
 
 IMAGE_PATH = f'{PROJECT}/fmnist/fmnist-pipeline'
 
