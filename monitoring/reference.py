@@ -70,6 +70,13 @@ def _load_given(path: str, model_version: Optional[str]) -> detectors.Reference:
     raise MonitorError(f'--reference {e}') from None
 
 
+def _from_lineage(uri: str, version: str) -> detectors.Reference:
+  """A MonitoringReference artifact MLMD lineage led to. Raises whatever
+  reading it raises (OSError; TensorFlow's OpError on gs://; ValueError)."""
+  return from_pipeline(read(uri), uri, version, 'the pipeline\'s '
+                       'MonitoringReference, found through MLMD lineage')
+
+
 def find(cfg: MonitorConfig, base: baseline_lib.Baseline
          ) -> Tuple[Optional[detectors.Reference], str]:
   """(reference, '') or (None, why there is none).
@@ -89,9 +96,7 @@ def find(cfg: MonitorConfig, base: baseline_lib.Baseline
                   'without that component: rerun the pipeline, or pass '
                   '--reference)')
   try:
-    return from_pipeline(read(base.reference_uri), base.reference_uri,
-                         version, 'the pipeline\'s MonitoringReference, '
-                         'found through MLMD lineage'), ''
+    return _from_lineage(base.reference_uri, version), ''
   except Exception as e:  # pylint: disable=broad-except
     # Gone (OSError; TensorFlow's OpError on gs://) or not a reference.
     logging.warning('reference %s: %s', base.reference_uri, e)
@@ -114,9 +119,7 @@ def find_others(cfg: MonitorConfig, base: baseline_lib.Baseline,
   for version, uri in baseline_lib.reference_uris(cfg.metadata_path,
                                                   wanted).items():
     try:
-      found[version] = from_pipeline(
-          read(uri), uri, version, 'the pipeline\'s MonitoringReference, '
-          'found through MLMD lineage')
+      found[version] = _from_lineage(uri, version)
     except Exception as e:  # pylint: disable=broad-except
       logging.warning('reference %s of model %s: %s', uri, version, e)
   return found
