@@ -28,3 +28,14 @@ SPLITS = (TRAIN_SPLIT, EVAL_SPLIT, TEST_SPLIT)
 def transformed_name(key: str) -> str:
   """Name of a feature after Transform (`image` -> `image_xf`)."""
   return f'{key}_xf'
+
+
+def raw_feature_spec():
+  """The parsing spec of a raw record (what `fmnist ingest` writes).
+
+  TensorFlow is imported here, not at the top: this module stays importable
+  without it (the proxy's request validation, the CLI's fast paths).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return {IMAGE_KEY: tf.io.FixedLenFeature([NUM_PIXELS], tf.int64),
+          LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}

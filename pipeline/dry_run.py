@@ -14,9 +14,12 @@ are evaluated over the artifacts of earlier dry runs under the same root
 
 Stand-ins, each for something that exists only on GCP: `gs://BUCKET/...` is
 the directory `ROOT/gcs/BUCKET/...`; the image's `/opt/fmnist` is this
-repository; the image's `python` is this interpreter. Specs whose tasks call
-other Google services (Dataflow, Vertex Training, Endpoint deployment) are
-refused with the flags that compile a spec which runs here.
+repository; the image's `python` is this interpreter. Tasks that call Vertex
+AI (Vertex Training, the Model Registry push) run only when the spec was
+compiled with a loopback `--api-endpoint` (a stand-in that speaks Vertex's
+API, as the tests' fake does, running the CustomJob's own container command);
+other specs calling Google services (Dataflow, public Vertex) are refused
+with the flags that compile a spec which runs here.
 """
 
 import concurrent.futures
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -41,6 +45,9 @@ from pipeline.errors import UserError
 
 _ENTRYPOINT = 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor'
 _GOOGLE_EXTENSIONS = 'tfx.extensions.google_cloud_ai_platform.'
+# This project's executors that call Vertex AI through `--api-endpoint`.
+_VERTEX_EXECUTORS = ('pipeline.vertex_training.Executor',
+                     'pipeline.registry_pusher.RegistryPusherExecutor')
 _PLACEHOLDER_RE = re.compile(r'\{\{\$(?P<path>[^}]*)\}\}')
 _INPUT_METADATA_RE = re.compile(
     r"\{\{\$\.inputs\.artifacts\['(?P<input>[^']+)'\]\.metadata\['"
@@ -155,25 +162,76 @@ def _parameter_values(spec: Mapping[str, Any],
   return values
 
 
+def _executor_class(container: Mapping[str, Any]) -> Optional[str]:
+  args = container.get('args', [])
+  for i, arg in enumerate(args[:-1]):
+    if arg == '--executor_class_path':
+      return args[i + 1]
+  return None
+
+
+def _custom_config(task: Mapping[str, Any]) -> Dict[str, Any]:
+  value = task.get('inputs', {}).get('parameters', {}).get(
+      'custom_config', {}).get('runtimeValue', {}).get('constantValue', {})
+  try:
+    return json.loads(value.get('stringValue') or 'null') or {}
+  except ValueError:
+    return {}
+
+
+def _api_endpoints(config: Any) -> List[str]:
+  """Every `*api_endpoint` value in a custom_config (nested ones too)."""
+  if not isinstance(config, dict):
+    return []
+  found = []
+  for key, value in config.items():
+    if key.endswith('api_endpoint') and isinstance(value, str):
+      found.append(value)
+    found += _api_endpoints(value)
+  return found
+
+
+def _is_loopback(url: str) -> bool:
+  parts = urllib.parse.urlsplit(url)
+  return parts.scheme in ('http', 'https') and parts.hostname in (
+      '127.0.0.1', 'localhost', '::1')
+
+
 def check_runs_here(spec: Mapping[str, Any]) -> None:
-  """Refuses tasks that would call other Google services from this machine."""
-  for label, executor in spec['pipelineSpec']['deploymentSpec'][
-      'executors'].items():
-    container = executor.get('container')
+  """Refuses tasks that would call other Google services from this machine.
+
+  Tasks that call Vertex AI run when they talk to a loopback stand-in: this
+  project's executors honour `--api-endpoint`, so a spec compiled with
+  `--api-endpoint http://127.0.0.1:PORT` trains through its CustomJob path
+  against whatever Vertex stand-in answers there.
+  """
+  pipeline_spec = spec['pipelineSpec']
+  executors = pipeline_spec['deploymentSpec']['executors']
+  for name, task in pipeline_spec['root']['dag']['tasks'].items():
+    label = pipeline_spec['components'][task['componentRef']['name']].get(
+        'executorLabel')
+    container = executors.get(label, {}).get('container')
     if not container:
       continue
-    args = container.get('args', [])
-    if '--runner=DataflowRunner' in args:
+    if '--runner=DataflowRunner' in container.get('args', []):
       raise DryRunError(
-          f'{label} runs Beam on Dataflow, which cannot run here; compile the '
-          'spec for a dry run with --no-dataflow (and --no-vertex-training)')
-    for i, arg in enumerate(args[:-1]):
-      if arg == '--executor_class_path' and args[i + 1].startswith(
-          _GOOGLE_EXTENSIONS):
+          f'{name} runs Beam on Dataflow, which cannot run here; compile the '
+          'spec for a dry run with --no-dataflow')
+    executor_class = _executor_class(container) or ''
+    if executor_class.startswith(_GOOGLE_EXTENSIONS):
+      raise DryRunError(
+          f'{name} runs {executor_class}, which calls Vertex AI; compile the '
+          'spec for a dry run with --no-vertex-training and without '
+          '--endpoint')
+    if executor_class in _VERTEX_EXECUTORS:
+      endpoints = _api_endpoints(_custom_config(task))
+      if not endpoints or not all(_is_loopback(e) for e in endpoints):
         raise DryRunError(
-            f'{label} runs {args[i + 1]}, which calls Vertex AI; compile the '
-            'spec for a dry run with --no-vertex-training and without '
-            '--endpoint')
+            f'{name} runs {executor_class}, which calls Vertex AI at '
+            f'{endpoints[0] if endpoints else "its public endpoint"}; compile '
+            'the spec for a dry run with --no-vertex-training and without '
+            '--prediction-image, or with --api-endpoint '
+            'http://127.0.0.1:PORT where a Vertex stand-in answers')
 
 
 # --- local stand-ins for GCS and the image ------------------------------------

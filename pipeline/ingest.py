@@ -248,9 +248,7 @@ _SHARD_RE = re.compile(r'-(\d+)-of-(\d+)\.tfrecord\.gz$')
 
 
 def _parse_records(files: List[str]) -> Tuple[np.ndarray, np.ndarray]:
-  spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS],
-                                                    tf.int64),
-          features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+  spec = features.raw_feature_spec()
   dataset = tf.data.TFRecordDataset(files, compression_type='GZIP').batch(
       4096).map(lambda s: tf.io.parse_example(s, spec))
   images, labels = [], []

@@ -96,7 +96,9 @@ def create_components(cfg: configs.PipelineConfig) -> List:
 
   trainer_cls, trainer_config = tfx.components.Trainer, {}
   if cfg.vertex is not None and cfg.vertex.vertex_training:
-    trainer_cls = tfx.extensions.google_cloud_ai_platform.Trainer
+    # TFX's Vertex Trainer, honouring --api-endpoint (pipeline/vertex_training).
+    from pipeline import vertex_training  # pylint: disable=g-import-not-at-top
+    trainer_cls = vertex_training.Trainer
     trainer_config = cfg.vertex.trainer_custom_config(cfg.pipeline_name)
   trainer = trainer_cls(
       run_fn=RUN_FN,

@@ -48,10 +48,8 @@ def read_split(examples_uri: str, split: str = features.TEST_SPLIT) -> TestSplit
     raise UserError(f'no {split} split under {examples_uri}')
   serialized = [r.numpy() for r in
                 tf.data.TFRecordDataset(files, compression_type='GZIP')]
-  spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS],
-                                                    tf.int64),
-          features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-  parsed = tf.io.parse_example(tf.constant(serialized), spec)
+  parsed = tf.io.parse_example(tf.constant(serialized),
+                              features.raw_feature_spec())
   images = parsed[features.IMAGE_KEY].numpy().reshape(
       -1, features.IMAGE_SIZE, features.IMAGE_SIZE).astype(np.uint8)
   return TestSplit(serialized=serialized, images=images,

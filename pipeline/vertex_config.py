@@ -203,18 +203,26 @@ class VertexConfig:
               'experiment': self.experiment or pipeline_name}
     if self.tensorboard:
       config['tensorboard'] = self.tensorboard
+    if self.api_endpoint:  # the same endpoint as everything else
+      config['api_endpoint'] = self.api_endpoint
+      if self.api_endpoint.startswith(('http://', 'https://')):
+        config['api_transport'] = 'rest'
     return config
 
   def trainer_custom_config(self, pipeline_name: str) -> Dict[str, Any]:
     """Keys the Vertex Trainer executor reads (plus tracking for run_fn)."""
     from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
+    from pipeline import vertex_training  # pylint: disable=g-import-not-at-top
     ext = tfx.extensions.google_cloud_ai_platform
-    return {
+    config = {
         ext.ENABLE_VERTEX_KEY: True,
         ext.VERTEX_REGION_KEY: self.region,
         ext.TRAINING_ARGS_KEY: self.training_job_args(),
         TRACKING_KEY: self.tracking_config(pipeline_name),
     }
+    if self.api_endpoint:
+      config[vertex_training.API_ENDPOINT_KEY] = self.api_endpoint
+    return config
 
   def registry_config(self) -> Optional[registry.RegistryConfig]:
     """The Model Registry push; None without a prediction image."""

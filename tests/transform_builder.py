@@ -17,7 +17,6 @@ def write_transform_output(images: np.ndarray, labels: np.ndarray,
   """Analyzes int pixels [N, 784] and labels [N]; returns `out_dir`."""
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_transform as tft  # pylint: disable=g-import-not-at-top
   import tensorflow_transform.beam as tft_beam  # pylint: disable=g-import-not-at-top
   from tensorflow_transform.tf_metadata import dataset_metadata  # pylint: disable=g-import-not-at-top
@@ -26,11 +25,7 @@ def write_transform_output(images: np.ndarray, labels: np.ndarray,
   from models import features  # pylint: disable=g-import-not-at-top
   from models import preprocessing  # pylint: disable=g-import-not-at-top
 
-  spec = {
-      features.IMAGE_KEY: tf.io.FixedLenFeature([features.NUM_PIXELS],
-                                                tf.int64),
-      features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-  }
+  spec = features.raw_feature_spec()
   metadata = dataset_metadata.DatasetMetadata(
       schema_utils.schema_from_feature_spec(spec))
   rows = [{features.IMAGE_KEY: np.asarray(img, np.int64).reshape(-1),

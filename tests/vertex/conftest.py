@@ -63,3 +63,20 @@ def anonymous(monkeypatch):
   from pipeline import vertex_submit
   monkeypatch.setattr(vertex_submit, 'default_credentials',
                       ga_credentials.AnonymousCredentials)
+
+
+@pytest.fixture
+def loopback_adc(fake_vertex, tmp_path, monkeypatch):
+  """Application Default Credentials for task processes: a workforce
+  (external account authorized user) file whose token_url is the fake's
+  token endpoint, so google-auth refreshes with the real protocol. (An
+  authorized_user file's token_uri is always Google's.)"""
+  path = tmp_path / 'adc.json'
+  path.write_text(json.dumps({
+      'type': 'external_account_authorized_user',
+      'audience': '//iam.googleapis.com/locations/global/workforcePools/'
+                  'fmnist-test/providers/loopback',
+      'client_id': 'fmnist-test', 'client_secret': 'not-a-secret',
+      'refresh_token': 'loopback', 'token_url': f'{fake_vertex.url}/token'}))
+  monkeypatch.setenv('GOOGLE_APPLICATION_CREDENTIALS', str(path))
+  return str(path)

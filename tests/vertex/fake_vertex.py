@@ -6,13 +6,20 @@ credentials, so tests see the exact requests the SDK sends. Resources are kept
 generically: `POST <collection>?<kind>Id=ID` creates `<collection>/ID`, `GET`
 reads it (404 in Google's error format otherwise), `PATCH` merges, and
 `POST <name>:<verb>` answers `{}`. Pipeline jobs walk through `job_states`.
+A CustomJob (Vertex Training) runs its worker pool's container command here,
+with this Python for the image's `python`, and ends SUCCEEDED or FAILED with
+Vertex's error text. `POST /token` is an OAuth token endpoint, for task
+processes whose credentials file names it as its `token_uri`.
 It also answers Docker Registry v2 manifest HEADs for `known_images`, and the
 GCS bucket lookup PipelineJob.submit makes (via STORAGE_EMULATOR_HOST).
 """
 
 import http.server
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import urllib.parse
 from typing import Any, Dict, List, Optional
@@ -39,6 +46,10 @@ class FakeVertex(loopback.Loopback):
     self.model_evaluations: Dict[str, List[Dict[str, Any]]] = {}
     # Model Registry: model name -> its versions (dicts), oldest first.
     self.model_versions: Dict[str, List[Dict[str, Any]]] = {}
+    # Vertex Training: CustomJob name -> its container's output, when done.
+    self.custom_job_logs: Dict[str, str] = {}
+    self.custom_job_cwd: Optional[str] = None
+    self._custom_jobs: List[threading.Thread] = []
     self._counter = 0
     self._lock = threading.Lock()
     fake = self
@@ -100,6 +111,9 @@ class FakeVertex(loopback.Loopback):
       return self._error(404, 'manifest unknown', 'NOT_FOUND')
     if path.startswith('/storage/v1/b/'):  # GCS JSON API (bucket exists)
       return 200, {'name': path.split('/')[4]}
+    if path == '/token' and method == 'POST':  # OAuth 2.0 token endpoint
+      return 200, {'access_token': 'loopback-token', 'expires_in': 3600,
+                   'token_type': 'Bearer'}
     if not path.startswith('/v1/'):
       return self._error(404, f'no such API {path}', 'NOT_FOUND')
     name = path[len('/v1/'):]
@@ -111,6 +125,8 @@ class FakeVertex(loopback.Loopback):
       return registry
     if method == 'POST' and ':' in name.rsplit('/', 1)[-1]:
       return 200, {}
+    if method == 'POST' and name.endswith('/customJobs'):
+      return self._custom_job(name, body or {})
     if method == 'POST':
       return self._create(name, query, body or {})
     if method == 'GET':
@@ -150,6 +166,48 @@ class FakeVertex(loopback.Loopback):
                        '@type': 'type.googleapis.com/google.cloud.aiplatform.'
                                 f'v1.{_LRO_TYPES[kind]}'})}
     return 200, resource
+
+  # -- Vertex Training: CustomJobs run their container command here -----------
+
+  def _custom_job(self, collection: str, body: Dict[str, Any]):
+    (pool, *_) = body.get('jobSpec', {}).get('workerPoolSpecs') or [{}]
+    container = pool.get('containerSpec', {})
+    words = list(container.get('command', [])) + list(container.get('args', []))
+    if not words or not container.get('imageUri'):
+      return self._error(400, 'workerPoolSpecs[0].containerSpec needs '
+                         'imageUri and a command', 'INVALID_ARGUMENT')
+    name = f'{collection}/{self._next_id()}'
+    job = dict(body, name=name, state='JOB_STATE_PENDING')
+    self.resources[name] = job
+    thread = threading.Thread(target=self._run_custom_job, args=(name, words),
+                              daemon=True)
+    self._custom_jobs.append(thread)
+    thread.start()
+    return 200, job
+
+  def _run_custom_job(self, name: str, words: List[str]) -> None:
+    if words[0] in ('python', 'python3'):  # the image's Python: this one
+      words = [sys.executable] + words[1:]
+    with self._lock:
+      self.resources[name]['state'] = 'JOB_STATE_RUNNING'
+    proc = subprocess.run(words, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, cwd=self.custom_job_cwd,
+                          env=dict(os.environ), check=False)
+    output = proc.stdout.decode('utf-8', 'replace')
+    with self._lock:
+      self.custom_job_logs[name] = output
+      job = self.resources[name]
+      if proc.returncode == 0:
+        job['state'] = 'JOB_STATE_SUCCEEDED'
+      else:
+        tail = '\n'.join(output.splitlines()[-10:])
+        job.update(state='JOB_STATE_FAILED', error={
+            'code': 3, 'message': 'The replica workerpool0-0 exited with a '
+            f'non-zero status of {proc.returncode}.\n{tail}'})
+
+  def wait_for_custom_jobs(self, timeout: float = 600) -> None:
+    for thread in self._custom_jobs:
+      thread.join(timeout)
 
   def _read(self, name: str) -> Dict[str, Any]:
     resource = self.resources[name]

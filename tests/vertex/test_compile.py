@@ -169,9 +169,9 @@ def test_dataflow_args_reach_every_beam_component(spec):
 
 
 def test_trainer_runs_on_vertex_training(spec):
+  # TFX's Vertex Training executor, honouring --api-endpoint.
   assert _executor(spec, 'Trainer')['container']['args'][1] == (
-      'tfx.extensions.google_cloud_ai_platform.trainer.executor.'
-      'GenericExecutor')
+      'pipeline.vertex_training.Executor')
   config = json.loads(_param(spec, 'Trainer', 'custom_config'))
   assert config['ai_platform_enable_vertex'] is True
   assert config['ai_platform_vertex_region'] == REGION

@@ -3,10 +3,11 @@
 Fast tests: the resolver queries over the local metadata record, and the
 errors a user sees (missing spec, bad --param, a spec that would call Google
 services, a task whose executor does not import). The e2e tests compile the
-spec for Vertex and dry-run it on a slice of the real data, three times under
+spec for Vertex and dry-run it on a slice of the real data, four times under
 one root: a first run pushes; a second clean run finds the first run's
-blessed model as the Evaluator's baseline; a drifted span is stopped by
-DataGate against the newest earlier statistics.
+blessed model as the Evaluator's baseline; the Vertex Training variant of the
+spec trains through a CustomJob the loopback Vertex fake runs; a drifted span
+is stopped by DataGate against the newest earlier statistics.
 """
 
 import json
@@ -15,9 +16,11 @@ import os
 import pytest
 
 from fmnist import cli
+from pipeline import configs
 from pipeline import dry_run
 from pipeline import dry_run_store
 from vertex_testenv import vertex_flags  # pylint: disable=g-bad-import-order
+from vertex_testenv import IMAGE, TRAINING_SA  # pylint: disable=g-bad-import-order
 
 SOURCE = '/usr/share/datasets/fashion-mnist'
 # tests/test_e2e.py's tiny model: one epoch of the one-conv-per-block CNN.
@@ -83,6 +86,32 @@ def test_user_errors_name_the_fix(tmp_path, capsys, spec, spec_in_pipeline):
   assert _dry_run('--spec', str(path), '--root', str(tmp_path)) == 2
   assert '--no-dataflow' in capsys.readouterr().err
   assert not os.path.exists(tmp_path / dry_run_store.RECORD_NAME)
+
+
+def test_tasks_calling_vertex_need_a_loopback_endpoint(tmp_path, capsys):
+  """Vertex Training and the Model Registry push run only against a
+  stand-in at a loopback --api-endpoint, never the public API."""
+  from conftest import _compile  # pylint: disable=g-import-not-at-top
+  cases = {
+      'Trainer': ('--no-dataflow',),
+      'RegistryPusher': ('--no-dataflow', '--no-vertex-training',
+                         '--prediction-image', 'us-docker.pkg.dev/x/y:1'),
+  }
+  for task, flags in cases.items():
+    path = tmp_path / f'{task}.json'
+    path.write_text(json.dumps(_compile(str(tmp_path / task), *flags)))
+    assert _dry_run('--spec', str(path), '--root', str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'error: {task} runs pipeline.')
+    assert 'its public endpoint' in err and '--api-endpoint' in err
+  # Compiled for a loopback stand-in: accepted (the check only).
+  spec = _compile(str(tmp_path / 'ok'), '--no-dataflow', '--api-endpoint',
+                  'http://127.0.0.1:9')
+  dry_run.check_runs_here(spec)
+  spec = _compile(str(tmp_path / 'psc'), '--no-dataflow', '--api-endpoint',
+                  'us-central1-aiplatform-x.p.googleapis.com')
+  with pytest.raises(dry_run.DryRunError, match='p.googleapis.com'):
+    dry_run.check_runs_here(spec)
 
 
 def test_a_task_that_cannot_import_its_executor_fails_named(
@@ -204,6 +233,50 @@ def test_second_clean_run_uses_the_first_blessed_model_as_baseline(
   assert blessings[-1]['metadata']['baseline_model_id'] == model.name
   assert 'McNemar exact p=1' in blessings[-1]['metadata']['reason']
   assert 'pushed to ' + first_run.pushed_to in out  # not pushed again
+
+
+@pytest.mark.e2e
+def test_vertex_training_variant_trains_through_a_custom_job(
+    first_run, dry_home, fake_vertex, loopback_adc):
+  """The spec as compiled for Vertex Training (only the endpoint is the
+  fake's): the Trainer task creates a CustomJob, the fake runs its container
+  command (TFX's run_executor with the core Trainer), and the model it wrote
+  goes on through evaluation, as on Vertex."""
+  del loopback_adc
+  spec = os.path.join(dry_home['home'], 'pipeline-vertex-training.json')
+  assert cli.main(['pipeline', 'compile', *vertex_flags(), '--no-dataflow',
+                   '--api-endpoint', fake_vertex.url, *PIPELINE_ARGS,
+                   '--output', spec]) == 0
+  fake_vertex.custom_job_cwd = configs.REPO_ROOT  # the image's workdir
+  run = dry_run.run(dry_run.DryRunConfig(
+      spec_path=spec, root=dry_home['root'],
+      params=(('data_root', os.path.join(dry_home['home'], 'data')),)))
+  trainer = run.task('Trainer')
+  assert trainer.state == 'ran' and trainer.command[1:3] == ENTRYPOINT
+  assert 'pipeline.vertex_training.Executor' in trainer.command
+  # The CustomJob the task created, as Vertex Training would get it.
+  (job,) = fake_vertex.bodies('POST', '/customJobs')
+  (pool,) = job['jobSpec']['workerPoolSpecs']
+  assert pool['containerSpec']['imageUri'] == IMAGE
+  assert pool['machineSpec'] == {'machineType': 'n1-standard-8'}
+  assert job['jobSpec']['serviceAccount'] == TRAINING_SA
+  command = pool['containerSpec']['command']
+  assert command[:3] == ['python', '-m', 'tfx.scripts.run_executor']
+  assert command[command.index('--executor_class_path') + 1] == (
+      'tfx.components.trainer.executor.GenericExecutor')
+  (name,) = fake_vertex.custom_job_logs
+  assert fake_vertex.resources[name]['state'] == 'JOB_STATE_SUCCEEDED'
+  # The job trained and wrote the model where the Trainer task's output is.
+  (model,) = trainer.outputs['model']
+  serving = os.path.join(model.uri, 'Format-Serving')
+  assert (f'Training complete. Model written to {serving}.' in
+          fake_vertex.custom_job_logs[name])
+  assert os.path.exists(os.path.join(serving, 'saved_model.pb'))
+  # It went on as on Vertex: upstream reused, the new model evaluated.
+  assert run.task('Transform').state == 'cached'  # same inputs as run 1
+  assert run.task('Evaluator').state == 'ran'
+  (blessing,) = run.task('Blessing').outputs['blessing']
+  assert blessing.metadata['current_model_id'] == model.name
 
 
 @pytest.mark.e2e
