@@ -14,12 +14,12 @@ are evaluated over the artifacts of earlier dry runs under the same root
 
 Stand-ins, each for something that exists only on GCP: `gs://BUCKET/...` is
 the directory `ROOT/gcs/BUCKET/...`; the image's `/opt/fmnist` is this
-repository; the image's `python` is this interpreter. Tasks that call Vertex
-AI (Vertex Training, the Model Registry push) run only when the spec was
-compiled with a loopback `--api-endpoint` (a stand-in that speaks Vertex's
-API, as the tests' fake does, running the CustomJob's own container command);
-other specs calling Google services (Dataflow, public Vertex) are refused
-with the flags that compile a spec which runs here.
+repository; the image's `python` is this interpreter. The Trainer's Vertex
+Training task runs only when the spec was compiled with a loopback
+`--api-endpoint` (a stand-in that speaks Vertex's API, as the tests' fake
+does, running the CustomJob's own container command); specs with other
+tasks that call Google services (Dataflow, the Model Registry push, public
+Vertex) are refused with the flags that compile a spec which runs here.
 """
 
 import concurrent.futures
@@ -46,8 +46,16 @@ from pipeline.errors import UserError
 _ENTRYPOINT = 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor'
 _GOOGLE_EXTENSIONS = 'tfx.extensions.google_cloud_ai_platform.'
 # This project's executors that call Vertex AI through `--api-endpoint`.
-_VERTEX_EXECUTORS = ('pipeline.vertex_training.Executor',
-                     'pipeline.registry_pusher.RegistryPusherExecutor')
+_VERTEX_EXECUTORS = ('pipeline.vertex_training.Executor',)
+# Ones a dry run cannot stand in for, and why.
+_NOT_HERE = {
+    'pipeline.registry_pusher.RegistryPusherExecutor':
+        'registers the model\'s gs:// directory with Vertex; here that '
+        'directory is local, and the SDK would upload it to a staging bucket '
+        'instead (tests/vertex/test_registry.py tests the push against the '
+        'loopback Vertex); compile the spec for a dry run without '
+        '--prediction-image',
+}
 _PLACEHOLDER_RE = re.compile(r'\{\{\$(?P<path>[^}]*)\}\}')
 _INPUT_METADATA_RE = re.compile(
     r"\{\{\$\.inputs\.artifacts\['(?P<input>[^']+)'\]\.metadata\['"
@@ -223,15 +231,18 @@ def check_runs_here(spec: Mapping[str, Any]) -> None:
           f'{name} runs {executor_class}, which calls Vertex AI; compile the '
           'spec for a dry run with --no-vertex-training and without '
           '--endpoint')
+    if executor_class in _NOT_HERE:
+      raise DryRunError(f'{name} runs {executor_class}, which '
+                        f'{_NOT_HERE[executor_class]}')
     if executor_class in _VERTEX_EXECUTORS:
       endpoints = _api_endpoints(_custom_config(task))
       if not endpoints or not all(_is_loopback(e) for e in endpoints):
         raise DryRunError(
             f'{name} runs {executor_class}, which calls Vertex AI at '
             f'{endpoints[0] if endpoints else "its public endpoint"}; compile '
-            'the spec for a dry run with --no-vertex-training and without '
-            '--prediction-image, or with --api-endpoint '
-            'http://127.0.0.1:PORT where a Vertex stand-in answers')
+            'the spec for a dry run with --no-vertex-training, or with '
+            '--api-endpoint http://127.0.0.1:PORT where a Vertex stand-in '
+            'answers')
 
 
 # --- local stand-ins for GCS and the image ------------------------------------

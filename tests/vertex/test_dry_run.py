@@ -28,6 +28,7 @@ PIPELINE_ARGS = ['--epochs', '1', '--model-param', 'convs_per_block=1',
                  '--min-accuracy', '0.3', '--max-accuracy-drop', '1.0']
 ENTRYPOINT = ('-m', 'tfx.orchestration.kubeflow.v2.container.'
               'kubeflow_v2_run_executor')
+PREDICTION_IMAGE = 'us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest'
 RESOLVERS = {'PreviousAcceptedSpan',
              'LatestBlessedModel-model-blessing-resolver',
              'LatestBlessedModel-model-resolver'}
@@ -89,21 +90,24 @@ def test_user_errors_name_the_fix(tmp_path, capsys, spec, spec_in_pipeline):
 
 
 def test_tasks_calling_vertex_need_a_loopback_endpoint(tmp_path, capsys):
-  """Vertex Training and the Model Registry push run only against a
-  stand-in at a loopback --api-endpoint, never the public API."""
+  """Vertex Training runs only against a stand-in at a loopback
+  --api-endpoint, never the public API; the registry push not at all."""
   from conftest import _compile  # pylint: disable=g-import-not-at-top
-  cases = {
-      'Trainer': ('--no-dataflow',),
-      'RegistryPusher': ('--no-dataflow', '--no-vertex-training',
-                         '--prediction-image', 'us-docker.pkg.dev/x/y:1'),
-  }
-  for task, flags in cases.items():
-    path = tmp_path / f'{task}.json'
-    path.write_text(json.dumps(_compile(str(tmp_path / task), *flags)))
-    assert _dry_run('--spec', str(path), '--root', str(tmp_path)) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f'error: {task} runs pipeline.')
-    assert 'its public endpoint' in err and '--api-endpoint' in err
+  path = tmp_path / 'trainer.json'
+  path.write_text(json.dumps(_compile(str(tmp_path / 't'), '--no-dataflow')))
+  assert _dry_run('--spec', str(path), '--root', str(tmp_path)) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: Trainer runs pipeline.vertex_training.')
+  assert 'its public endpoint' in err and '--api-endpoint' in err
+  # The registry push needs the model at a gs:// URI: never in a dry run.
+  path = tmp_path / 'registry.json'
+  path.write_text(json.dumps(_compile(
+      str(tmp_path / 'r'), '--no-dataflow', '--api-endpoint',
+      'http://127.0.0.1:9', '--prediction-image', PREDICTION_IMAGE)))
+  assert _dry_run('--spec', str(path), '--root', str(tmp_path)) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: RegistryPusher runs pipeline.registry_pusher')
+  assert 'without --prediction-image' in err
   # Compiled for a loopback stand-in: accepted (the check only).
   spec = _compile(str(tmp_path / 'ok'), '--no-dataflow', '--api-endpoint',
                   'http://127.0.0.1:9')
@@ -238,10 +242,10 @@ def test_second_clean_run_uses_the_first_blessed_model_as_baseline(
 @pytest.mark.e2e
 def test_vertex_training_variant_trains_through_a_custom_job(
     first_run, dry_home, fake_vertex, loopback_adc):
-  """The spec as compiled for Vertex Training (only the endpoint is the
+  """The spec as compiled for Vertex Training (only the API endpoint is the
   fake's): the Trainer task creates a CustomJob, the fake runs its container
   command (TFX's run_executor with the core Trainer), and the model it wrote
-  goes on through evaluation, as on Vertex."""
+  goes on through evaluation and is pushed, as on Vertex."""
   del loopback_adc
   spec = os.path.join(dry_home['home'], 'pipeline-vertex-training.json')
   assert cli.main(['pipeline', 'compile', *vertex_flags(), '--no-dataflow',
@@ -277,6 +281,10 @@ def test_vertex_training_variant_trains_through_a_custom_job(
   assert run.task('Evaluator').state == 'ran'
   (blessing,) = run.task('Blessing').outputs['blessing']
   assert blessing.metadata['current_model_id'] == model.name
+  # Trained with run 1's data and seed: the same predictions, blessed, and
+  # pushed as a new version of the serving directory.
+  assert blessing.metadata['blessed'] == 1
+  assert run.pushed_to and run.pushed_to != first_run.pushed_to
 
 
 @pytest.mark.e2e
