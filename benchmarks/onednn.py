@@ -61,6 +61,24 @@ def peak_flops() -> float:
   return os.cpu_count() * (max(mhz) if mhz else 2000.0) * 1e6 * 32
 
 
+def time_training(model, batch: int, steps: int, rng) -> dict:
+  """ms per `train_on_batch` on random in-memory data (after 3 warm-up
+  steps), images/s, and the fraction of FP32 peak (a step ~3x forward)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  x = rng.normal(size=(batch, 784)).astype(np.float32)
+  y = rng.integers(0, 10, batch)
+  for _ in range(3):
+    model.train_on_batch(x, y)
+  start = time.perf_counter()
+  for _ in range(steps):
+    model.train_on_batch(x, y)
+  step = (time.perf_counter() - start) / steps
+  flops = forward_flops(model)
+  return {'ms_per_step': step * 1000, 'images_per_s': batch / step,
+          'peak_fraction': 3 * flops * batch / step / peak_flops(),
+          'forward_mflops_per_image': flops / 1e6}
+
+
 def child(steps: int) -> dict:
   """Runs in a process with the setting's environment."""
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -75,20 +93,7 @@ def child(steps: int) -> dict:
   for name, params in (('seeds CNN', {'convs_per_block': 2}),
                        ('default CNN', {})):
     m = model_lib.build_model(ModelConfig(**params))
-    x = rng.normal(size=(128, 784)).astype(np.float32)
-    y = rng.integers(0, 10, 128)
-    for _ in range(3):
-      m.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in range(steps):
-      m.train_on_batch(x, y)
-    step = (time.perf_counter() - start) / steps
-    flops = forward_flops(m)
-    out[f'train {name}'] = {'ms_per_step': step * 1000,
-                            'images_per_s': 128 / step,
-                            'peak_fraction': 3 * flops * 128 / step /
-                                             peak_flops(),
-                            'forward_mflops_per_image': flops / 1e6}
+    out[f'train {name}'] = time_training(m, 128, steps, rng)
     if name == 'seeds CNN':
       predict = tf.function(lambda t, m=m: m(t, training=False))
       for batch, calls in ((1, 200), (64, 30)):
@@ -116,32 +121,55 @@ def _best(a, b):
   return best
 
 
-def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def parse_args(doc: str, output_name: str, argv=None) -> argparse.Namespace:
+  """The flags this benchmark and benchmarks/batch_size.py share."""
+  p = argparse.ArgumentParser(description=doc.split('\n\n')[0])
   p.add_argument('--steps', type=int, default=12)
   p.add_argument('--rounds', type=int, default=2,
                  help='settings are run in turn this many times; the best '
                       'time of each is kept (other load only slows down)')
   p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
   p.add_argument('--output', default=os.path.join(REPO, 'benchmarks',
-                                                  'results', 'onednn.json'))
-  args = p.parse_args(argv)
-  if args.child:
-    print('RESULT ' + json.dumps(child(args.steps)))
-    return 0
-  print(f'hardware: {hardware.describe()}', flush=True)
+                                                  'results', output_name))
+  return p.parse_args(argv)
+
+
+def measure_in_processes(script: str, settings, steps: int, rounds: int,
+                         keep_best) -> dict:
+  """Runs `script --child` once per setting and round, each in a process
+  with the setting's environment (TF reads it at import), and merges the
+  rounds with `keep_best(earlier or None, new)`."""
   results = {}
-  for round_ in range(args.rounds):
-    for name, env in SETTINGS.items():
+  for round_ in range(rounds):
+    for name, env in settings.items():
       print(f'round {round_ + 1}: {name} ...', flush=True)
       proc = subprocess.run(
-          [sys.executable, __file__, '--child', '--steps', str(args.steps)],
+          [sys.executable, script, '--child', '--steps', str(steps)],
           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3', **env),
           capture_output=True, text=True, check=True)
       line = [l for l in proc.stdout.splitlines()
               if l.startswith('RESULT ')][0]
-      results[name] = _best(results.get(name),
-                            json.loads(line[len('RESULT '):]))
+      results[name] = keep_best(results.get(name),
+                                json.loads(line[len('RESULT '):]))
+  return results
+
+
+def save(results: dict, path: str) -> None:
+  """The results with the hardware they were measured on, as JSON."""
+  results['hardware'] = hardware.describe()
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(results, f, indent=1)
+
+
+def main(argv=None) -> int:
+  args = parse_args(__doc__, 'onednn.json', argv)
+  if args.child:
+    print('RESULT ' + json.dumps(child(args.steps)))
+    return 0
+  print(f'hardware: {hardware.describe()}', flush=True)
+  results = measure_in_processes(__file__, SETTINGS, args.steps, args.rounds,
+                                 _best)
   off = results['oneDNN off']
   print(f'\n{"":22} {"MKL":>4} {"train ms/step":>14} {"img/s":>7} '
         f'{"peak %":>7} {"default ms":>10} {"infer b1 ms":>12} {"b64 ms":>7}')
@@ -160,10 +188,7 @@ def main(argv=None) -> int:
   print(f'seeds CNN: {off["train seeds CNN"]["forward_mflops_per_image"]:.0f}'
         f' MFLOP forward per image; FP32 peak assumed '
         f'{peak_flops() / 1e9:.0f} GFLOP/s')
-  results['hardware'] = hardware.describe()
-  os.makedirs(os.path.dirname(args.output), exist_ok=True)
-  with open(args.output, 'w') as f:
-    json.dump(results, f, indent=1)
+  save(results, args.output)
   return 0
 
 
