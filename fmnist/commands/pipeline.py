@@ -33,7 +33,10 @@ def register(sub) -> None:
   d = psub.add_parser(
       'dry-run', help='execute a compiled Vertex spec locally, task by task')
   d.add_argument('--spec', required=True,
-                 help='the PipelineJob JSON `pipeline compile` wrote')
+                 help='the PipelineJob JSON `pipeline compile` wrote (with '
+                      '--no-dataflow; with Vertex Training only if compiled '
+                      'with a loopback --api-endpoint where a Vertex '
+                      'stand-in answers)')
   d.add_argument('--root', required=True,
                  help='local directory standing in for GCS (gs://B/x is '
                       'ROOT/gcs/B/x) and holding the record of earlier dry '
