@@ -29,6 +29,9 @@ IMAGE_REPO_DIR = '/opt/fmnist'
 PIPELINE_IMAGE_NAME = 'fmnist-pipeline'
 # custom_config key for models/tracking.py (Vertex AI Experiments).
 TRACKING_KEY = 'tracking'
+# Trainer custom_config key: the Vertex API endpoint pipeline/vertex_training
+# sends the CustomJob to (TFX's own executor has none).
+TRAINING_API_ENDPOINT_KEY = 'vertex_api_endpoint'
 
 _PROJECT_RE = re.compile(r'^[a-z][a-z0-9-]{4,28}[a-z0-9]$')
 _REGION_RE = re.compile(r'^[a-z]+-[a-z]+[0-9]+$')
@@ -205,14 +208,13 @@ class VertexConfig:
       config['tensorboard'] = self.tensorboard
     if self.api_endpoint:  # the same endpoint as everything else
       config['api_endpoint'] = self.api_endpoint
-      if self.api_endpoint.startswith(('http://', 'https://')):
+      if is_rest_endpoint(self.api_endpoint):
         config['api_transport'] = 'rest'
     return config
 
   def trainer_custom_config(self, pipeline_name: str) -> Dict[str, Any]:
     """Keys the Vertex Trainer executor reads (plus tracking for run_fn)."""
     from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
-    from pipeline import vertex_training  # pylint: disable=g-import-not-at-top
     ext = tfx.extensions.google_cloud_ai_platform
     config = {
         ext.ENABLE_VERTEX_KEY: True,
@@ -221,7 +223,7 @@ class VertexConfig:
         TRACKING_KEY: self.tracking_config(pipeline_name),
     }
     if self.api_endpoint:
-      config[vertex_training.API_ENDPOINT_KEY] = self.api_endpoint
+      config[TRAINING_API_ENDPOINT_KEY] = self.api_endpoint
     return config
 
   def registry_config(self) -> Optional[registry.RegistryConfig]:
@@ -233,6 +235,12 @@ class VertexConfig:
         model_id=self.registry_model, serving_image=self.prediction_image,
         aliases=self.registry_aliases, labels=self.labels,
         endpoint=self.endpoint, api_endpoint=self.api_endpoint)
+
+
+def is_rest_endpoint(api_endpoint: str) -> bool:
+  """An http(s):// URL is spoken to over REST (a loopback stand-in); a host
+  name (Private Service Connect) over gRPC, the clients' default."""
+  return api_endpoint.startswith(('http://', 'https://'))
 
 
 # The user-facing settings: one flag, FMNIST_* variable and file key each.

@@ -26,8 +26,8 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 from tfx.utils import name_utils
 
-# custom_config key: the Vertex API endpoint (host, or URL for REST).
-API_ENDPOINT_KEY = 'vertex_api_endpoint'
+from pipeline import vertex_config
+
 # TFX polls its training jobs every 30 s; so does this.
 POLL_SECONDS = 30.0
 _CONNECTION_RETRIES = 5
@@ -41,7 +41,7 @@ class JobClient(training_clients.VertexJobClient):
     super().__init__(region)
 
   def create_client(self) -> None:
-    rest = self._api_endpoint.startswith(('http://', 'https://'))
+    rest = vertex_config.is_rest_endpoint(self._api_endpoint)
     self._client = gapic.JobServiceClient(
         client_options={'api_endpoint': self._api_endpoint},
         transport='rest' if rest else None)
@@ -55,7 +55,7 @@ class Executor(executor.GenericExecutor):
          exec_properties: Dict[str, Any]) -> None:
     custom_config = json_utils.loads(exec_properties.get(
         standard_component_specs.CUSTOM_CONFIG_KEY, 'null')) or {}
-    api_endpoint = custom_config.get(API_ENDPOINT_KEY)
+    api_endpoint = custom_config.get(vertex_config.TRAINING_API_ENDPOINT_KEY)
     if not api_endpoint:
       return super().Do(input_dict, output_dict, exec_properties)
     self._log_startup(input_dict, output_dict, exec_properties)

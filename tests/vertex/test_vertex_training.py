@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from pipeline import vertex_config
 from pipeline import vertex_training
 from vertex_testenv import IMAGE, PROJECT, REGION  # pylint: disable=g-bad-import-order
 
@@ -71,7 +72,7 @@ def test_compiled_trainer_carries_the_endpoint_to_training_and_tracking(
       'pipeline.vertex_training.Executor')
   config = json.loads(trainer['inputs']['parameters']['custom_config'][
       'runtimeValue']['constantValue']['stringValue'])
-  assert config[vertex_training.API_ENDPOINT_KEY] == (
+  assert config[vertex_config.TRAINING_API_ENDPOINT_KEY] == (
       'us-central1-aiplatform-fmnist.p.googleapis.com')
   assert config['tracking']['api_endpoint'] == (
       'us-central1-aiplatform-fmnist.p.googleapis.com')
