@@ -49,7 +49,6 @@ class FakeVertex(loopback.Loopback):
     # Vertex Training: CustomJob name -> its container's output, when done.
     self.custom_job_logs: Dict[str, str] = {}
     self.custom_job_cwd: Optional[str] = None
-    self._custom_jobs: List[threading.Thread] = []
     self._counter = 0
     self._lock = threading.Lock()
     fake = self
@@ -179,10 +178,8 @@ class FakeVertex(loopback.Loopback):
     name = f'{collection}/{self._next_id()}'
     job = dict(body, name=name, state='JOB_STATE_PENDING')
     self.resources[name] = job
-    thread = threading.Thread(target=self._run_custom_job, args=(name, words),
-                              daemon=True)
-    self._custom_jobs.append(thread)
-    thread.start()
+    threading.Thread(target=self._run_custom_job, args=(name, words),
+                     daemon=True).start()
     return 200, job
 
   def _run_custom_job(self, name: str, words: List[str]) -> None:
@@ -204,10 +201,6 @@ class FakeVertex(loopback.Loopback):
         job.update(state='JOB_STATE_FAILED', error={
             'code': 3, 'message': 'The replica workerpool0-0 exited with a '
             f'non-zero status of {proc.returncode}.\n{tail}'})
-
-  def wait_for_custom_jobs(self, timeout: float = 600) -> None:
-    for thread in self._custom_jobs:
-      thread.join(timeout)
 
   def _read(self, name: str) -> Dict[str, Any]:
     resource = self.resources[name]
