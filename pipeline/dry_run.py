@@ -187,18 +187,6 @@ def _custom_config(task: Mapping[str, Any]) -> Dict[str, Any]:
     return {}
 
 
-def _api_endpoints(config: Any) -> List[str]:
-  """Every `*api_endpoint` value in a custom_config (nested ones too)."""
-  if not isinstance(config, dict):
-    return []
-  found = []
-  for key, value in config.items():
-    if key.endswith('api_endpoint') and isinstance(value, str):
-      found.append(value)
-    found += _api_endpoints(value)
-  return found
-
-
 def _is_loopback(url: str) -> bool:
   parts = urllib.parse.urlsplit(url)
   return parts.scheme in ('http', 'https') and parts.hostname in (
@@ -235,14 +223,16 @@ def check_runs_here(spec: Mapping[str, Any]) -> None:
       raise DryRunError(f'{name} runs {executor_class}, which '
                         f'{_NOT_HERE[executor_class]}')
     if executor_class in _VERTEX_EXECUTORS:
-      endpoints = _api_endpoints(_custom_config(task))
-      if not endpoints or not all(_is_loopback(e) for e in endpoints):
+      # The endpoint the executor sends its CustomJob to (run_fn's tracking
+      # is compiled from the same --api-endpoint).
+      endpoint = _custom_config(task).get(
+          vertex_config.TRAINING_API_ENDPOINT_KEY)
+      if not endpoint or not _is_loopback(endpoint):
         raise DryRunError(
             f'{name} runs {executor_class}, which calls Vertex AI at '
-            f'{endpoints[0] if endpoints else "its public endpoint"}; compile '
-            'the spec for a dry run with --no-vertex-training, or with '
-            '--api-endpoint http://127.0.0.1:PORT where a Vertex stand-in '
-            'answers')
+            f'{endpoint or "its public endpoint"}; compile the spec for a '
+            'dry run with --no-vertex-training, or with --api-endpoint '
+            'http://127.0.0.1:PORT where a Vertex stand-in answers')
 
 
 # --- local stand-ins for GCS and the image ------------------------------------
