@@ -5,8 +5,10 @@ Kept thin so `build_model` and `export` can be tested without TFX.
 
 import json
 import os
+from typing import Dict, Tuple
 
 from absl import logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -40,21 +42,49 @@ def input_fn(file_pattern, data_accessor: tfx.components.DataAccessor,
           tf.data.AUTOTUNE)
 
 
+def read_split(file_pattern, data_accessor: tfx.components.DataAccessor,
+               tf_transform_output: tft.TFTransformOutput, cfg: ModelConfig
+               ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+  """Every transformed example of a split as arrays: ({image_xf: [N, 784]}, labels [N])."""
+  parts: Dict[str, list] = {}
+  labels = []
+  for x, y in input_fn(file_pattern, data_accessor, tf_transform_output, cfg,
+                       shuffle=False):
+    for key, value in x.items():
+      parts.setdefault(key, []).append(value.numpy())
+    labels.append(y.numpy())
+  if not labels:
+    raise ValueError(f'no examples in {file_pattern}')
+  return ({key: np.concatenate(values) for key, values in parts.items()},
+          np.concatenate(labels))
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   cfg = ModelConfig.from_dict(
       (fn_args.custom_config or {}).get(MODEL_CONFIG_KEY, {}))
   logging.info('Training %s with %s', cfg.run_name(), json.dumps(cfg.to_dict()))
   keras.utils.set_random_seed(cfg.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-  train = input_fn(fn_args.train_files, fn_args.data_accessor,
-                   tf_transform_output, cfg, shuffle=True)
-  val = input_fn(fn_args.eval_files, fn_args.data_accessor,
-                 tf_transform_output, cfg, shuffle=False)
+  if cfg.in_memory:
+    x, y = read_split(fn_args.train_files, fn_args.data_accessor,
+                      tf_transform_output, cfg)
+    val_arrays = read_split(fn_args.eval_files, fn_args.data_accessor,
+                            tf_transform_output, cfg)
+    logging.info('Read %d training and %d eval examples into memory',
+                 len(y), len(val_arrays[1]))
+    # Keras shuffles the whole training set every epoch.
+    train = dict(x=x, y=y, batch_size=cfg.batch_size, shuffle=True)
+    val = tf.data.Dataset.from_tensor_slices(val_arrays).batch(cfg.batch_size)
+  else:
+    train = dict(x=input_fn(fn_args.train_files, fn_args.data_accessor,
+                            tf_transform_output, cfg, shuffle=True))
+    val = input_fn(fn_args.eval_files, fn_args.data_accessor,
+                   tf_transform_output, cfg, shuffle=False)
 
   model = model_lib.build_model(cfg)
   model.summary(print_fn=logging.info)
   history = model.fit(
-      train, validation_data=val, epochs=cfg.epochs, verbose=2,
+      **train, validation_data=val, epochs=cfg.epochs, verbose=2,
       callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir)
       + tracking.callbacks(fn_args.custom_config, cfg, val))
   # Per-epoch curves for the report (TensorBoard has them too).
