@@ -25,11 +25,27 @@ MODEL_CONFIG_KEY = 'model'
 HISTORY_FILE = 'history.json'
 
 
+def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """The dataset with tf.data's autotuning off.
+
+  Why: in TF 2.16 deleting an autotuned iterator waits for the autotuning
+  thread to finish its current sleep (`Model::OptimizeLoop`, a period that
+  grows to a minute). Keras deletes the training iterator when `fit`
+  returns, so the Trainer sat idle for 28-35 s after its last epoch in about
+  half of the runs (seen with gdb; benchmarks/trainer_input.py). Nothing
+  here needs tuning: two cores, batches sliced from memory or parsed
+  with a fixed parallelism.
+  """
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return dataset.with_options(options)
+
+
 def input_fn(file_pattern, data_accessor: tfx.components.DataAccessor,
              tf_transform_output: tft.TFTransformOutput, cfg: ModelConfig,
              shuffle: bool) -> tf.data.Dataset:
   """One pass over the transformed examples as (features, label) batches."""
-  return data_accessor.tf_dataset_factory(
+  return without_autotune(data_accessor.tf_dataset_factory(
       file_pattern,
       tfxio.TensorFlowDatasetOptions(
           batch_size=cfg.batch_size,
@@ -38,8 +54,7 @@ def input_fn(file_pattern, data_accessor: tfx.components.DataAccessor,
           shuffle_seed=cfg.seed,
           num_epochs=1,
           label_key=features.transformed_name(features.LABEL_KEY)),
-      tf_transform_output.transformed_metadata.schema).prefetch(
-          tf.data.AUTOTUNE)
+      tf_transform_output.transformed_metadata.schema).prefetch(2))
 
 
 def read_split(file_pattern, data_accessor: tfx.components.DataAccessor,
@@ -59,6 +74,21 @@ def read_split(file_pattern, data_accessor: tfx.components.DataAccessor,
           np.concatenate(labels))
 
 
+def in_memory_dataset(arrays: Tuple[Dict[str, np.ndarray], np.ndarray],
+                      cfg: ModelConfig, shuffle: bool) -> tf.data.Dataset:
+  """Batches of `read_split`'s arrays; with `shuffle`, a new order of the
+  whole split every epoch (only the indices are shuffled)."""
+  x, y = arrays
+  x = {key: tf.constant(value) for key, value in x.items()}
+  y = tf.constant(y)
+  order = tf.data.Dataset.range(len(y))
+  if shuffle:
+    order = order.shuffle(len(y), seed=cfg.seed, reshuffle_each_iteration=True)
+  return without_autotune(order.batch(cfg.batch_size).map(
+      lambda i: ({key: tf.gather(value, i) for key, value in x.items()},
+                 tf.gather(y, i))).prefetch(2))
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   cfg = ModelConfig.from_dict(
       (fn_args.custom_config or {}).get(MODEL_CONFIG_KEY, {}))
@@ -66,25 +96,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   keras.utils.set_random_seed(cfg.seed)
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   if cfg.in_memory:
-    x, y = read_split(fn_args.train_files, fn_args.data_accessor,
-                      tf_transform_output, cfg)
-    val_arrays = read_split(fn_args.eval_files, fn_args.data_accessor,
-                            tf_transform_output, cfg)
+    train_arrays = read_split(fn_args.train_files, fn_args.data_accessor,
+                              tf_transform_output, cfg)
+    eval_arrays = read_split(fn_args.eval_files, fn_args.data_accessor,
+                             tf_transform_output, cfg)
     logging.info('Read %d training and %d eval examples into memory',
-                 len(y), len(val_arrays[1]))
-    # Keras shuffles the whole training set every epoch.
-    train = dict(x=x, y=y, batch_size=cfg.batch_size, shuffle=True)
-    val = tf.data.Dataset.from_tensor_slices(val_arrays).batch(cfg.batch_size)
+                 len(train_arrays[1]), len(eval_arrays[1]))
+    train = in_memory_dataset(train_arrays, cfg, shuffle=True)
+    val = in_memory_dataset(eval_arrays, cfg, shuffle=False)
   else:
-    train = dict(x=input_fn(fn_args.train_files, fn_args.data_accessor,
-                            tf_transform_output, cfg, shuffle=True))
+    train = input_fn(fn_args.train_files, fn_args.data_accessor,
+                     tf_transform_output, cfg, shuffle=True)
     val = input_fn(fn_args.eval_files, fn_args.data_accessor,
                    tf_transform_output, cfg, shuffle=False)
 
   model = model_lib.build_model(cfg)
   model.summary(print_fn=logging.info)
   history = model.fit(
-      **train, validation_data=val, epochs=cfg.epochs, verbose=2,
+      train, validation_data=val, epochs=cfg.epochs, verbose=2,
       callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir)
       + tracking.callbacks(fn_args.custom_config, cfg, val))
   # Per-epoch curves for the report (TensorBoard has them too).

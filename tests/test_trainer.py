@@ -83,6 +83,41 @@ def test_read_split_of_no_examples_names_the_files(transformed, tmp_path):
                        ModelConfig.from_dict(SMALL))
 
 
+def test_in_memory_batches_cover_the_split_once_per_epoch_in_new_orders():
+  images = np.arange(50, dtype=np.float32).reshape(50, 1) * np.ones((1, 4))
+  labels = np.arange(50)
+  cfg = ModelConfig.from_dict(SMALL)
+  dataset = trainer.in_memory_dataset(({IMAGE_XF: images}, labels), cfg,
+                                      shuffle=True)
+  epochs = []
+  for _ in range(2):
+    batches = list(dataset)
+    assert [len(y) for _, y in batches] == [16, 16, 16, 2]
+    order = np.concatenate([y.numpy() for _, y in batches])
+    for x, y in batches:  # features stay with their label
+      np.testing.assert_array_equal(x[IMAGE_XF].numpy()[:, 0], y.numpy())
+    assert sorted(order) == list(range(50))
+    epochs.append(order)
+  assert list(epochs[0]) != list(epochs[1]) != list(range(50))
+  unshuffled = trainer.in_memory_dataset(({IMAGE_XF: images}, labels), cfg,
+                                         shuffle=False)
+  assert np.concatenate([y for _, y in unshuffled]).tolist() == list(range(50))
+
+
+def test_the_trainers_datasets_do_not_autotune(transformed):
+  """Deleting an autotuned iterator stalled the Trainer for up to a minute
+  after its last epoch (TF 2.16; models/trainer.without_autotune)."""
+  cfg = ModelConfig.from_dict(SMALL)
+  streamed = trainer.input_fn(
+      [transformed['pattern']], transformed['accessor'],
+      tft.TFTransformOutput(transformed['transform_dir']), cfg, shuffle=True)
+  in_memory = trainer.in_memory_dataset(
+      ({IMAGE_XF: transformed['images']}, transformed['labels']), cfg,
+      shuffle=True)
+  for dataset in (streamed, in_memory):
+    assert dataset.options().autotune.enabled is False
+
+
 @pytest.mark.parametrize('in_memory', [True, False])
 def test_run_fn_trains_and_exports_a_servable_model(transformed, tmp_path,
                                                     in_memory):
