@@ -117,8 +117,8 @@ def main(argv=None) -> int:
     print('RESULT ' + json.dumps(child(args.home, args.epochs,
                                        MODES[args.child])))
     return 0
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # as `fmnist run` trains
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-  env.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')  # as `fmnist run` trains
   machine = hardware.describe()
   print(f'hardware: {machine}', flush=True)
   results = {}
