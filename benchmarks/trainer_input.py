@@ -106,7 +106,8 @@ def child(home: str, epochs: int, in_memory: bool) -> dict:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--home', required=True,
-                 help='a home with a finished `fmnist run` (its Transform output)')
+                 help='a home with a finished `fmnist run` (its Transform '
+                      'output)')
   p.add_argument('--epochs', type=int, default=2)
   p.add_argument('--rounds', type=int, default=3)
   p.add_argument('--child', choices=list(MODES), help=argparse.SUPPRESS)

@@ -60,8 +60,8 @@ class ModelConfig:
   # Read the transformed train and eval splits into memory once (about 3 KB
   # per image: 170 MB for the full span) and shuffle all of it every epoch,
   # instead of parsing TFRecords again each epoch through a 10k shuffle
-  # buffer (README "The model" has the measurement). False streams from the
-  # files, for data larger than the Trainer's memory.
+  # buffer (README "Trainer input" has the measurement). False streams
+  # from the files, for data larger than the Trainer's memory.
   in_memory: bool = True
   shuffle_buffer: int = 10_000
   seed: int = 42

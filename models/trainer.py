@@ -60,7 +60,8 @@ def input_fn(file_pattern, data_accessor: tfx.components.DataAccessor,
 def read_split(file_pattern, data_accessor: tfx.components.DataAccessor,
                tf_transform_output: tft.TFTransformOutput, cfg: ModelConfig
                ) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
-  """Every transformed example of a split as arrays: ({image_xf: [N, 784]}, labels [N])."""
+  """Every transformed example of a split, in file order, as arrays:
+  ({image_xf: [N, 784]}, labels [N])."""
   parts: Dict[str, list] = {}
   labels = []
   for x, y in input_fn(file_pattern, data_accessor, tf_transform_output, cfg,
