@@ -10,8 +10,9 @@ with `in_memory=true` (the default), each in its own process, alternating for
 `--rounds`. It splits each run's wall time into: before training (reading,
 building the model), the epochs (first and later ones), the gap between the
 last epoch's end and `fit` returning, and the export. Every round is kept and
-the median printed, not the best: the streamed gap comes in some runs and not
-in others, so the best round would hide it.
+the median printed, not the best: the stall this found (28-35 s before `fit`
+returned, tf.data's autotuning; README "Trainer input") came in some runs and
+not in others, so the best round would have hidden it.
 Results: benchmarks/results/trainer_input.json.
 """
 
@@ -62,8 +63,6 @@ def child(home: str, epochs: int, in_memory: bool) -> dict:
       marks['train_begin'] = time.perf_counter()
     def on_epoch_end(self, epoch, logs=None):
       marks.setdefault('epoch_ends', []).append(time.perf_counter())
-    def on_train_end(self, logs=None):
-      marks['train_end'] = time.perf_counter()
 
   export = trainer.signatures.export
 
