@@ -17,7 +17,7 @@ class RandomAffine(keras.layers.Layer):
   def __init__(self, rotation_degrees: float, shift_fraction: float,
                shear_fraction: float, zoom_fraction: float,
                horizontal_flip: bool, probability: float = 1.0, seed: int = 0,
-               **kwargs):
+               whole_pixel_shift: bool = False, **kwargs):
     super().__init__(**kwargs)
     self.rotation = math.radians(rotation_degrees)
     self.shift = shift_fraction
@@ -26,6 +26,7 @@ class RandomAffine(keras.layers.Layer):
     self.horizontal_flip = horizontal_flip
     self.probability = probability
     self.seed = seed
+    self.whole_pixel_shift = whole_pixel_shift
     self._rng = tf.random.Generator.from_seed(seed)
 
   def get_config(self):
@@ -33,7 +34,8 @@ class RandomAffine(keras.layers.Layer):
             'rotation_degrees': math.degrees(self.rotation),
             'shift_fraction': self.shift, 'shear_fraction': self.shear,
             'zoom_fraction': self.zoom, 'horizontal_flip': self.horizontal_flip,
-            'probability': self.probability, 'seed': self.seed}
+            'probability': self.probability, 'seed': self.seed,
+            'whole_pixel_shift': self.whole_pixel_shift}
 
   def call(self, images, training=None):
     if not training:
@@ -58,6 +60,11 @@ class RandomAffine(keras.layers.Layer):
     zoom_y = 1.0 + uniform(self.zoom)
     dx = uniform(self.shift) * w
     dy = uniform(self.shift) * h
+    if self.whole_pixel_shift:
+      # A shift by whole pixels moves the image without resampling it
+      # (bilinear interpolation at a fractional shift blurs it, and the
+      # model never sees blurred images outside training).
+      dx, dy = tf.round(dx), tf.round(dy)
     flip = tf.ones([n])
     if self.horizontal_flip:
       flip = tf.where(self._rng.uniform([n]) < 0.5, -1.0, 1.0)

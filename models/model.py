@@ -2,11 +2,13 @@
 
 import math
 
+import tensorflow as tf
 import tf_keras as keras
 
 from models import features
 from models.augmentation import RandomAffine
 from models.augmentation import RandomErasing
+from models import runtime
 from models.config import ModelConfig
 
 
@@ -16,12 +18,14 @@ def build_model(cfg: ModelConfig) -> keras.Model:
   Input is the Transform output `image_xf` (784 standardized floats); the output
   is class probabilities, which is what TFMA and serving consume.
   """
+  runtime.keras_code_as_written()
   inputs = keras.Input(shape=(features.NUM_PIXELS,),
                        name=features.transformed_name(features.IMAGE_KEY))
   x = keras.layers.Reshape((features.IMAGE_SIZE, features.IMAGE_SIZE, 1))(inputs)
   x = RandomAffine(cfg.rotation_degrees, cfg.shift_fraction, cfg.shear_fraction,
                    cfg.zoom_fraction, cfg.horizontal_flip,
                    probability=cfg.augment_probability, seed=cfg.seed,
+                   whole_pixel_shift=cfg.whole_pixel_shift,
                    name='augment')(x)
   if cfg.erasing_probability > 0:
     x = RandomErasing(cfg.erasing_probability, seed=cfg.seed, name='erase')(x)
@@ -44,9 +48,23 @@ def build_model(cfg: ModelConfig) -> keras.Model:
       optimizer=keras.optimizers.Adam(
           learning_rate=cfg.learning_rate, clipnorm=cfg.clipnorm,
           weight_decay=cfg.weight_decay),
-      loss='sparse_categorical_crossentropy',
+      loss=_loss(cfg.label_smoothing),
       metrics=['sparse_categorical_accuracy'])
   return model
+
+
+def _loss(label_smoothing: float):
+  """Sparse cross-entropy, with labels smoothed if asked (Keras' sparse loss
+  has no smoothing, so integer labels are one-hot encoded first)."""
+  if not label_smoothing:
+    return 'sparse_categorical_crossentropy'
+
+  def smoothed_crossentropy(labels, probabilities):
+    labels = tf.one_hot(tf.cast(tf.reshape(labels, [-1]), tf.int32),
+                        features.NUM_CLASSES)
+    return keras.losses.categorical_crossentropy(
+        labels, probabilities, label_smoothing=label_smoothing)
+  return smoothed_crossentropy
 
 
 def cosine_learning_rate(cfg: ModelConfig, epoch: int) -> float:

@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+# AutoGraph's conversion rules (private: TF has no public API for them).
+from tensorflow.python.autograph.core import config as ag_config
+from tensorflow.python.autograph.impl import conversion
 
 from models import features
 from models import model as model_lib
@@ -119,3 +122,57 @@ def test_config_round_trips_and_rejects_unknown_keys():
   assert ModelConfig.from_dict(cfg.to_dict()) == cfg
   with pytest.raises(ValueError, match='unknown model config keys'):
     ModelConfig.from_dict({'epochz': 3})
+
+
+def test_whole_pixel_shift_moves_the_image_without_resampling():
+  """Each augmented image is the original moved by whole pixels (edges
+  repeated), never a blurred mix of neighbouring pixels."""
+  layer = RandomAffine(0, 0.1, 0, 0, False, probability=1.0, seed=2,
+                       whole_pixel_shift=True)
+  images = tf.random.uniform((16, 28, 28, 1), seed=4)
+  augmented = layer(images, training=True).numpy()
+  padded = np.pad(images.numpy(), ((0, 0), (3, 3), (3, 3), (0, 0)),
+                  mode='edge')
+  shifts = []
+  for i in range(len(augmented)):
+    matches = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+               if np.allclose(augmented[i], padded[i, 3 + dy:31 + dy,
+                                                    3 + dx:31 + dx])]
+    assert matches, f'image {i} is not a whole-pixel shift of its original'
+    shifts.append(matches[0])
+  assert len(set(shifts)) > 1
+  # The same layer without rounding resamples: some pixels become new values.
+  blurred = RandomAffine(0, 0.1, 0, 0, False, probability=1.0, seed=2)(
+      images, training=True).numpy()
+  assert not np.isin(blurred[0], images.numpy()[0]).all()
+
+
+def test_label_smoothing_spreads_the_target():
+  """With smoothing s, the target is 1 - s + s/10 on the label and s/10
+  elsewhere; 0 keeps Keras' sparse cross-entropy."""
+  assert model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8)
+                              ).loss == 'sparse_categorical_crossentropy'
+  model = model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8,
+                                            label_smoothing=0.1))
+  probabilities = np.full((2, 10), 0.05, np.float32)
+  probabilities[0, 3] = probabilities[1, 7] = 0.55
+  loss = model.loss(np.array([3, 0]), probabilities).numpy()
+  on_label, elsewhere = 1 - 0.1 + 0.01, 0.01
+  expected_right = -(on_label * np.log(0.55) + 9 * elsewhere * np.log(0.05))
+  expected_wrong = -(on_label * np.log(0.05) + elsewhere * np.log(0.55)
+                     + 8 * elsewhere * np.log(0.05))
+  np.testing.assert_allclose(loss, [expected_right, expected_wrong], rtol=1e-4)
+  with pytest.raises(ValueError, match='label_smoothing'):
+    ModelConfig(label_smoothing=1.0)
+
+
+def test_autograph_leaves_keras_internals_but_converts_our_layers():
+  """Tracing the first step transpiled ~350 Keras functions (21-23 s);
+  after build_model Keras' code runs as written, ours is still converted."""
+  model = model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8))
+  assert conversion.is_allowlisted(model.train_step)
+  assert conversion.is_allowlisted(keras.optimizers.Adam.apply_gradients)
+  layer = RandomAffine(0, 0.1, 0, 0, True)
+  assert not conversion.is_allowlisted(layer.call)
+  model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8))
+  assert sum('tf_keras' in str(r) for r in ag_config.CONVERSION_RULES) == 1
