@@ -38,7 +38,7 @@ def test_default_architecture_is_the_measured_recipe():
   assert opt.clipnorm == 1.0 and opt.weight_decay == pytest.approx(1e-5)
   assert model.output_shape == (None, features.NUM_CLASSES)
   assert model.name == 'custom-cnn-32-64-128-512-0.1-0.3'
-  assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta) == ('cosine', 15, True)
+  assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta) == ('cosine', 21, True)
 
 
 def test_the_seeds_recipe_stays_reachable():
