@@ -58,8 +58,9 @@ def keras_code_as_written() -> None:
   functions are still converted, since Keras converts a subclassed layer's
   `call` and a custom loss explicitly. Idempotent.
   """
-  # Private module: TF has no public API for conversion rules. TFX 1.16 pins
-  # TF 2.16, where it exists.
+  # Imported here, not at the top: the commands import this module before
+  # TensorFlow so that prefer_onednn can still take effect. Private module:
+  # TF has no public API for conversion rules; TFX 1.16 pins TF 2.16.
   from tensorflow.python.autograph.core import config  # pylint: disable=g-import-not-at-top
   from tensorflow.python.autograph.core import config_lib  # pylint: disable=g-import-not-at-top
   rule = config_lib.DoNotConvert(KERAS_PACKAGE)
