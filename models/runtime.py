@@ -51,12 +51,12 @@ def keras_code_as_written() -> None:
   AutoGraph leaves the `tensorflow` and `keras` packages alone but, in TF
   2.16, not `tf_keras`, the Keras 2 package TFX 1.16 trains with. So tracing
   the first training step transpiled ~350 of Keras' internal functions
-  (train step, optimizer, loss and metric wrappers), 21-23 s of Python before
-  the first batch, against 3 s with this rule (default CNN, AMD EPYC, 2
-  cores; README "The first epoch"). Keras 2 runs as written inside
-  tf.function (as `keras` it was always exempt); our own layers and loss
-  functions are still converted, since Keras converts a subclassed layer's
-  `call` and a custom loss explicitly. Idempotent.
+  (train step, optimizer, loss and metric wrappers): the first step of the
+  default CNN took 18 s, against 2 s with this rule (AMD EPYC, 2 cores,
+  oneDNN on; benchmarks/first_step.py, README "The first epoch"). Keras 2
+  runs as written inside tf.function (as `keras` it was always exempt); our
+  own layers and loss functions are still converted, since Keras converts a
+  subclassed layer's `call` and a custom loss explicitly. Idempotent.
   """
   # Imported here, not at the top: the commands import this module before
   # TensorFlow so that prefer_onednn can still take effect. Private module:
