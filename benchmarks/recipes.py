@@ -53,6 +53,9 @@ RECIPES = {
     'default, whole-pixel shifts on every image': dict(
         whole_pixel_shift=True, augment_probability=1.0),
     'default, label smoothing 0.1': dict(label_smoothing=0.1),
+    'default, the earlier dropout 0.1/0.3': dict(conv_dropout=0.1,
+                                                 dense_dropout=0.3),
+    'default, wider 32-96-192': dict(conv_filters=[32, 96, 192]),
 }
 
 

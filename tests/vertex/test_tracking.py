@@ -39,7 +39,7 @@ def _tracking(fake):
 
 
 def test_run_name_is_vertex_safe():
-  cfg = ModelConfig()
+  cfg = ModelConfig(conv_dropout=0.1, dense_dropout=0.3)
   name = tracking.experiment_run_name(cfg)
   assert re.fullmatch(r'custom-cnn-32-64-128-512-0p1-0p3-\d{8}-\d{6}', name)
 
