@@ -56,6 +56,10 @@ RECIPES = {
     'default, the earlier dropout 0.1/0.3': dict(conv_dropout=0.1,
                                                  dense_dropout=0.3),
     'default, wider 32-96-192': dict(conv_filters=[32, 96, 192]),
+    'default, decoupled weight decay 0.05': dict(weight_decay=0.05),
+    'default, SGD (Nesterov 0.9, lr 0.05, weight decay 5e-3)': dict(
+        optimizer='sgd', learning_rate=0.05, weight_decay=5e-3),
+    'default, random erasing 0.25': dict(erasing_probability=0.25),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any, Dict, Tuple
 
 
 LR_SCHEDULES = ('plateau', 'cosine')
+OPTIMIZERS = ('adam', 'sgd')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +31,12 @@ class ModelConfig:
   # eval accuracy was 0.4-0.7 points lower in two seeds (README "The model").
   conv_dropout: float = 0.0
   dense_dropout: float = 0.2
+  # 'adam', or 'sgd' with Nesterov momentum `momentum`. `weight_decay` is
+  # decoupled (Keras subtracts weight * weight_decay * lr each step), so its
+  # useful range depends on the optimizer's learning rate.
+  optimizer: str = 'adam'
   learning_rate: float = 1e-3
+  momentum: float = 0.9
   clipnorm: float = 1.0
   weight_decay: float = 1e-5
   # Augmentation (active only while training): shift +-10 % and a horizontal
@@ -81,6 +87,9 @@ class ModelConfig:
     if self.lr_schedule not in LR_SCHEDULES:
       raise ValueError(f'lr_schedule must be one of {LR_SCHEDULES}, got '
                        f'{self.lr_schedule!r}')
+    if self.optimizer not in OPTIMIZERS:
+      raise ValueError(f'optimizer must be one of {OPTIMIZERS}, got '
+                       f'{self.optimizer!r}')
     if not 0 <= self.erasing_probability <= 1:
       raise ValueError('erasing_probability must be in [0, 1]')
     if not 0 <= self.label_smoothing < 1:

@@ -45,12 +45,20 @@ def build_model(cfg: ModelConfig) -> keras.Model:
                                name='probabilities')(x)
   model = keras.Model(inputs, outputs, name=cfg.run_name())
   model.compile(
-      optimizer=keras.optimizers.Adam(
-          learning_rate=cfg.learning_rate, clipnorm=cfg.clipnorm,
-          weight_decay=cfg.weight_decay),
+      optimizer=_optimizer(cfg),
       loss=_loss(cfg.label_smoothing),
       metrics=['sparse_categorical_accuracy'])
   return model
+
+
+def _optimizer(cfg: ModelConfig) -> keras.optimizers.Optimizer:
+  if cfg.optimizer == 'sgd':
+    return keras.optimizers.SGD(
+        learning_rate=cfg.learning_rate, momentum=cfg.momentum, nesterov=True,
+        clipnorm=cfg.clipnorm, weight_decay=cfg.weight_decay)
+  return keras.optimizers.Adam(
+      learning_rate=cfg.learning_rate, clipnorm=cfg.clipnorm,
+      weight_decay=cfg.weight_decay)
 
 
 def _loss(label_smoothing: float):

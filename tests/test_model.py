@@ -166,6 +166,22 @@ def test_label_smoothing_spreads_the_target():
     ModelConfig(label_smoothing=1.0)
 
 
+def test_sgd_optimizer_is_nesterov_with_decoupled_weight_decay():
+  """`optimizer='sgd'`: Nesterov momentum; one step on a zero gradient
+  shrinks each weight by weight * weight_decay * lr (decoupled decay)."""
+  cfg = ModelConfig(conv_filters=(4,), dense_units=8, optimizer='sgd',
+                    learning_rate=0.1, momentum=0.8, weight_decay=0.5)
+  opt = model_lib.build_model(cfg).optimizer
+  assert isinstance(opt, keras.optimizers.SGD)
+  assert opt.nesterov and opt.momentum == pytest.approx(0.8)
+  weight = tf.Variable([2.0, -4.0])
+  opt.apply_gradients([(tf.zeros(2), weight)])
+  np.testing.assert_allclose(weight.numpy(), [2.0 * 0.95, -4.0 * 0.95],
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match='optimizer'):
+    ModelConfig(optimizer='rmsprop')
+
+
 def test_autograph_leaves_keras_internals_but_converts_our_layers():
   """Tracing the first step transpiled ~350 Keras functions (18 s);
   after build_model Keras' code runs as written, ours is still converted."""
