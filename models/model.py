@@ -52,6 +52,8 @@ def build_model(cfg: ModelConfig) -> keras.Model:
 
 
 def _optimizer(cfg: ModelConfig) -> keras.optimizers.Optimizer:
+  """Adam (the default), or SGD with Nesterov momentum, the usual
+  alternative for CNNs (measured: no gain here, README "The model")."""
   if cfg.optimizer == 'sgd':
     return keras.optimizers.SGD(
         learning_rate=cfg.learning_rate, momentum=cfg.momentum, nesterov=True,
