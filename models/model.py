@@ -54,13 +54,11 @@ def build_model(cfg: ModelConfig) -> keras.Model:
 def _optimizer(cfg: ModelConfig) -> keras.optimizers.Optimizer:
   """Adam (the default), or SGD with Nesterov momentum, the usual
   alternative for CNNs (measured: no gain here, README "The model")."""
+  common = dict(learning_rate=cfg.learning_rate, clipnorm=cfg.clipnorm,
+                weight_decay=cfg.weight_decay)
   if cfg.optimizer == 'sgd':
-    return keras.optimizers.SGD(
-        learning_rate=cfg.learning_rate, momentum=cfg.momentum, nesterov=True,
-        clipnorm=cfg.clipnorm, weight_decay=cfg.weight_decay)
-  return keras.optimizers.Adam(
-      learning_rate=cfg.learning_rate, clipnorm=cfg.clipnorm,
-      weight_decay=cfg.weight_decay)
+    return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=True, **common)
+  return keras.optimizers.Adam(**common)
 
 
 def _loss(label_smoothing: float):
