@@ -19,6 +19,9 @@ import json
 import os
 import time
 
+import matplotlib
+matplotlib.use('Agg')  # files only, no display
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 import hardware  # benchmarks/hardware.py
@@ -36,11 +39,15 @@ def flip_tta_probabilities(model, x: np.ndarray) -> np.ndarray:
           + model.predict(mirrored, batch_size=512, verbose=0)) / 2
 
 
+def wrong_by_every_model(probabilities: dict, y: np.ndarray) -> np.ndarray:
+  """A mask of the images every model classifies wrongly."""
+  return np.all([p.argmax(1) != y for p in probabilities.values()], axis=0)
+
+
 def compare(probabilities: dict, y: np.ndarray) -> dict:
   """Accuracy per model and of the average; errors shared by all models."""
   predictions = {k: p.argmax(1) for k, p in probabilities.items()}
-  wrong = np.array([predictions[k] != y for k in predictions])
-  shared = wrong.all(axis=0)
+  shared = wrong_by_every_model(probabilities, y)
   ensemble = np.mean(list(probabilities.values()), axis=0).argmax(1)
   first = next(iter(predictions.values()))
   names = features.CLASS_NAMES
@@ -49,7 +56,7 @@ def compare(probabilities: dict, y: np.ndarray) -> dict:
   return {
       'accuracy': {k: float(np.mean(p == y)) for k, p in predictions.items()},
       'ensemble_accuracy': float(np.mean(ensemble == y)),
-      'errors': {k: int(w.sum()) for k, w in zip(predictions, wrong)},
+      'errors': {k: int(np.sum(p != y)) for k, p in predictions.items()},
       'errors_shared_by_all': int(shared.sum()),
       'shared_with_same_answer': int(np.sum(shared & np.all(
           [p == first for p in predictions.values()], axis=0))),
@@ -65,9 +72,6 @@ def compare(probabilities: dict, y: np.ndarray) -> dict:
 
 
 def plot(matrix, path: str, title: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   names = features.CLASS_NAMES
   fig, ax = plt.subplots(figsize=(7, 6))
   image = ax.imshow(matrix, cmap='Reds')
@@ -88,9 +92,6 @@ def plot(matrix, path: str, title: str) -> None:
 def plot_examples(x: np.ndarray, y: np.ndarray, predicted: np.ndarray,
                   shared: np.ndarray, path: str, count: int = 24) -> None:
   """The first `count` errors every model made, with true and predicted labels."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   names = features.CLASS_NAMES
   index = np.flatnonzero(shared)[:count]
   columns = 8
@@ -148,8 +149,8 @@ def main(argv=None) -> int:
        f'(seeds {", ".join(str(seed) for seed in args.seeds)})')
   first = next(iter(probabilities.values())).argmax(1)
   examples = os.path.splitext(args.output)[0] + '-examples.png'
-  plot_examples(xv, yv, first, np.all(
-      [p.argmax(1) != yv for p in probabilities.values()], axis=0), examples)
+  plot_examples(xv, yv, first, wrong_by_every_model(probabilities, yv),
+                examples)
   print(f'\nflip-TTA eval accuracy: '
         + ', '.join(f'{k} {v:.4f}' for k, v in result['accuracy'].items())
         + f'; their average {result["ensemble_accuracy"]:.4f}')
