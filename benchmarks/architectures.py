@@ -1,0 +1,89 @@
+"""Training step time of CNN shapes against their FLOPs, side by side.
+
+  .venv/bin/python benchmarks/architectures.py [--steps 12] [--rounds 2]
+
+Issue 10 needs ≥ 94.5 % test accuracy from a model whose 21 epochs fit 20
+minutes on a 2-core AVX2 machine, i.e. a training step at most ~1.85x the
+default's. The only change that moved `eval` accuracy past the default's
+plateau was a second conv per block (README "The model"), so the question is
+which two-conv shapes are cheap enough. Each oneDNN setting runs in its own
+process (TF reads the variables at import): oneDNN on, as `fmnist run`
+trains, and on with ONEDNN_MAX_CPU_ISA=AVX2 (the kernels an AVX2-only CPU
+gets). Each process times `train_on_batch` (batch 128, augmentation on) of
+every shape on in-memory random data; the best of `--rounds` is kept. Every
+shape is reachable with `--model-param`, so its accuracy is measured with
+`benchmarks/recipes.py --only default --model-param ...` on `eval`.
+Results: benchmarks/results/architectures.json.
+"""
+
+import json
+import os
+import sys
+
+import hardware  # benchmarks/hardware.py
+import onednn  # benchmarks/onednn.py
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Name -> ModelConfig overrides (the default recipe otherwise).
+SHAPES = {
+    'default: one conv per block, 32-64-128': {},
+    'one conv per block, wider 32-96-192': {'conv_filters': [32, 96, 192]},
+    'two convs per block, 16-32-64': {'convs_per_block': 2,
+                                      'conv_filters': [16, 32, 64]},
+    'two convs per block, 16-32-96': {'convs_per_block': 2,
+                                      'conv_filters': [16, 32, 96]},
+    'two convs per block, 16-32-128': {'convs_per_block': 2,
+                                       'conv_filters': [16, 32, 128]},
+    'two convs per block, 24-48-96': {'convs_per_block': 2,
+                                      'conv_filters': [24, 48, 96]},
+    'two convs per block, 32-64-128 (the seeds)': {'convs_per_block': 2},
+}
+DEFAULT = next(iter(SHAPES))
+SETTINGS = {k: v for k, v in onednn.SETTINGS.items() if k != 'oneDNN off'}
+
+
+def child(steps: int) -> dict:
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, REPO)
+  from models import model as model_lib  # pylint: disable=g-import-not-at-top
+  from models.config import ModelConfig  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  out = {}
+  for name, params in SHAPES.items():
+    cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **params})
+    out[name] = onednn.time_training(model_lib.build_model(cfg), 128, steps,
+                                     rng)
+  return out
+
+
+def _best(earlier, measured):
+  """Per shape, the faster of two rounds."""
+  if earlier is None:
+    return measured
+  return {name: min(earlier[name], r, key=lambda x: x['ms_per_step'])
+          for name, r in measured.items()}
+
+
+def main(argv=None) -> int:
+  args = onednn.parse_args(__doc__, 'architectures.json', argv)
+  if args.child:
+    print('RESULT ' + json.dumps(child(args.steps)))
+    return 0
+  print(f'hardware: {hardware.describe()}', flush=True)
+  results = onednn.measure_in_processes(__file__, SETTINGS, args.steps,
+                                        args.rounds, _best)
+  print(f'\n{"":22} {"shape":44} {"MFLOP":>6} {"ms/step":>8} '
+        f'{"x default":>9} {"peak %":>7}')
+  for setting, by_shape in results.items():
+    base = by_shape[DEFAULT]['ms_per_step']
+    for name, r in by_shape.items():
+      print(f'{setting:22} {name:44} {r["forward_mflops_per_image"]:6.1f} '
+            f'{r["ms_per_step"]:8.0f} {r["ms_per_step"] / base:8.2f}x '
+            f'{100 * r["peak_fraction"]:6.1f}%')
+  results['shapes'] = SHAPES
+  onednn.save(results, args.output)
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
