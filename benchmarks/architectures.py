@@ -16,11 +16,9 @@ shape is reachable with `--model-param`, so its accuracy is measured with
 Results: benchmarks/results/architectures.json.
 """
 
-import json
 import os
 import sys
 
-import hardware  # benchmarks/hardware.py
 import onednn  # benchmarks/onednn.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,22 +54,12 @@ def child(steps: int) -> dict:
   return out
 
 
-def _best(earlier, measured):
-  """Per shape, the faster of two rounds."""
-  if earlier is None:
-    return measured
-  return {name: min(earlier[name], r, key=lambda x: x['ms_per_step'])
-          for name, r in measured.items()}
-
-
 def main(argv=None) -> int:
-  args = onednn.parse_args(__doc__, 'architectures.json', argv)
-  if args.child:
-    print('RESULT ' + json.dumps(child(args.steps)))
+  measured = onednn.child_or_measure(__file__, __doc__, 'architectures.json',
+                                     SETTINGS, child, argv)
+  if measured is None:
     return 0
-  print(f'hardware: {hardware.describe()}', flush=True)
-  results = onednn.measure_in_processes(__file__, SETTINGS, args.steps,
-                                        args.rounds, _best)
+  args, results = measured
   print(f'\n{"":22} {"shape":44} {"MFLOP":>6} {"ms/step":>8} '
         f'{"x default":>9} {"peak %":>7}')
   for setting, by_shape in results.items():

@@ -14,11 +14,9 @@ steps per epoch, which at a fixed epoch budget can cost accuracy
 Results: benchmarks/results/batch_size.json.
 """
 
-import json
 import os
 import sys
 
-import hardware  # benchmarks/hardware.py
 import onednn  # benchmarks/onednn.py
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,22 +37,12 @@ def child(steps: int) -> dict:
   return out
 
 
-def _best(earlier, measured):
-  """Per batch size, the faster of two rounds."""
-  if earlier is None:
-    return measured
-  return {batch: min(earlier[batch], r, key=lambda x: x['ms_per_step'])
-          for batch, r in measured.items()}
-
-
 def main(argv=None) -> int:
-  args = onednn.parse_args(__doc__, 'batch_size.json', argv)
-  if args.child:
-    print('RESULT ' + json.dumps(child(args.steps)))
+  measured = onednn.child_or_measure(__file__, __doc__, 'batch_size.json',
+                                     SETTINGS, child, argv)
+  if measured is None:
     return 0
-  print(f'hardware: {hardware.describe()}', flush=True)
-  results = onednn.measure_in_processes(__file__, SETTINGS, args.steps,
-                                        args.rounds, _best)
+  args, results = measured
   print(f'\n{"":22} {"batch":>6} {"ms/step":>8} {"img/s":>7} {"vs 128":>7} '
         f'{"peak %":>7}')
   for name, by_batch in results.items():

@@ -154,6 +154,28 @@ def measure_in_processes(script: str, settings, steps: int, rounds: int,
   return results
 
 
+def fastest_per_key(earlier, measured):
+  """Per key (a batch size, a shape), the faster of two rounds' timings."""
+  if earlier is None:
+    return measured
+  return {key: min(earlier[key], r, key=lambda x: x['ms_per_step'])
+          for key, r in measured.items()}
+
+
+def child_or_measure(script: str, doc: str, output_name: str, settings,
+                     child, argv=None):
+  """The shared entry of the per-setting timing benchmarks: in a `--child`
+  process prints `child(steps)`'s timings and returns None; otherwise runs
+  one child per setting and round and returns (args, the fastest timings)."""
+  args = parse_args(doc, output_name, argv)
+  if args.child:
+    print('RESULT ' + json.dumps(child(args.steps)))
+    return None
+  print(f'hardware: {hardware.describe()}', flush=True)
+  return args, measure_in_processes(script, settings, args.steps, args.rounds,
+                                    fastest_per_key)
+
+
 def save(results: dict, path: str) -> None:
   """The results with the hardware they were measured on, as JSON."""
   results['hardware'] = hardware.describe()
