@@ -163,17 +163,18 @@ def fastest_per_key(earlier, measured):
 
 
 def child_or_measure(script: str, doc: str, output_name: str, settings,
-                     child, argv=None):
+                     child, argv=None, keep_best=fastest_per_key):
   """The shared entry of the per-setting timing benchmarks: in a `--child`
   process prints `child(steps)`'s timings and returns None; otherwise runs
-  one child per setting and round and returns (args, the fastest timings)."""
+  one child per setting and round and returns (args, the rounds merged by
+  `keep_best`)."""
   args = parse_args(doc, output_name, argv)
   if args.child:
     print('RESULT ' + json.dumps(child(args.steps)))
     return None
   print(f'hardware: {hardware.describe()}', flush=True)
   return args, measure_in_processes(script, settings, args.steps, args.rounds,
-                                    fastest_per_key)
+                                    keep_best)
 
 
 def save(results: dict, path: str) -> None:
@@ -185,13 +186,11 @@ def save(results: dict, path: str) -> None:
 
 
 def main(argv=None) -> int:
-  args = parse_args(__doc__, 'onednn.json', argv)
-  if args.child:
-    print('RESULT ' + json.dumps(child(args.steps)))
+  measured = child_or_measure(__file__, __doc__, 'onednn.json', SETTINGS,
+                              child, argv, keep_best=_best)
+  if measured is None:
     return 0
-  print(f'hardware: {hardware.describe()}', flush=True)
-  results = measure_in_processes(__file__, SETTINGS, args.steps, args.rounds,
-                                 _best)
+  args, results = measured
   off = results['oneDNN off']
   print(f'\n{"":22} {"MKL":>4} {"train ms/step":>14} {"img/s":>7} '
         f'{"peak %":>7} {"default ms":>10} {"infer b1 ms":>12} {"b64 ms":>7}')
