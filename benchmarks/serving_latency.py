@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+from models import runtime
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -210,6 +212,11 @@ def main(argv=None) -> int:
   use_wrk = (args.client == 'wrk' or
              (args.client == 'auto' and shutil.which('wrk') is not None))
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  # Raw predict runs in this process with the oneDNN setting `fmnist serve`
+  # chooses (off unless TF_ENABLE_ONEDNN_OPTS says otherwise), so both sides
+  # run the same kernels (TF's default, on with AVX-512, made the raw side
+  # batch faster than any proxy could).
+  runtime.prefer_onednn(False)
   with tempfile.TemporaryDirectory() as tmp:
     serving_dir = args.serving_dir or _build_model(tmp)
     rows = bench_raw(serving_dir, args.requests, args.batch)
