@@ -90,7 +90,8 @@ def child(steps: int) -> dict:
 
   rng = np.random.default_rng(0)
   out = {'mkl_enabled': bool(_pywrap_util_port.IsMklEnabled())}
-  for name, params in (('seeds CNN', {'convs_per_block': 2}),
+  for name, params in (('seeds CNN', {'convs_per_block': 2,
+                                      'conv_filters': (32, 64, 128)}),
                        ('default CNN', {})):
     m = model_lib.build_model(ModelConfig(**params))
     out[f'train {name}'] = time_training(m, 128, steps, rng)

@@ -1,4 +1,5 @@
-"""The CNN: conv 32 -> 64 -> 128 with BatchNorm, dense 512, softmax over 10 classes."""
+"""The CNN: conv blocks (16 -> 32 -> 128, two convs each) with BatchNorm,
+dense 512, softmax over 10 classes."""
 
 import math
 
@@ -32,13 +33,13 @@ def build_model(cfg: ModelConfig) -> keras.Model:
   for filters in cfg.conv_filters:
     for _ in range(cfg.convs_per_block):
       x = keras.layers.Conv2D(filters, 3, padding='same', use_bias=False)(x)
-      x = keras.layers.BatchNormalization()(x)
+      x = keras.layers.BatchNormalization(momentum=cfg.batchnorm_momentum)(x)
       x = keras.layers.Activation('relu')(x)
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Dropout(cfg.conv_dropout)(x)
   x = keras.layers.Flatten()(x)
   x = keras.layers.Dense(cfg.dense_units, use_bias=False)(x)
-  x = keras.layers.BatchNormalization()(x)
+  x = keras.layers.BatchNormalization(momentum=cfg.batchnorm_momentum)(x)
   x = keras.layers.Activation('relu')(x)
   x = keras.layers.Dropout(cfg.dense_dropout)(x)
   outputs = keras.layers.Dense(features.NUM_CLASSES, activation='softmax',

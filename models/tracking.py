@@ -33,7 +33,7 @@ def experiment_run_name(cfg: ModelConfig, now: Optional[datetime.datetime] = Non
                         ) -> str:
   """`run_name()` + timestamp, in the alphabet Vertex allows ([a-z0-9-]).
 
-  Dots (dropout rates) become `p`: custom-cnn-32-64-128-512-0p0-0p2-<ts>.
+  Dots (dropout rates) become `p`: custom-cnn-16-32-128-512-0p0-0p2-<ts>.
   """
   now = now or datetime.datetime.now(datetime.timezone.utc)
   name = f'{cfg.run_name()}-{now.strftime("%Y%m%d-%H%M%S")}'

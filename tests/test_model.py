@@ -21,15 +21,16 @@ def _layers(model, kind):
 
 
 def test_default_architecture_is_the_measured_recipe():
-  """One conv per block (issue 10's 20-minute budget), dropout 0/0.2."""
+  """Two convs per block at 16-32-128 (issue 10's 20-minute budget),
+  dropout 0/0.2."""
   cfg = ModelConfig()
   model = model_lib.build_model(cfg)
-  assert [c.filters for c in _layers(model, keras.layers.Conv2D)] == [32, 64,
-                                                                       128]
+  assert [c.filters for c in _layers(model, keras.layers.Conv2D)] == [
+      16, 16, 32, 32, 128, 128]
   assert [d.units for d in _layers(model, keras.layers.Dense)] == [
       512, features.NUM_CLASSES]
   # BatchNorm after each conv and after the hidden dense layer.
-  assert len(_layers(model, keras.layers.BatchNormalization)) == 3 + 1
+  assert len(_layers(model, keras.layers.BatchNormalization)) == 6 + 1
   assert [l.rate for l in _layers(model, keras.layers.Dropout)] == [
       0.0, 0.0, 0.0, 0.2]
   opt = model.optimizer
@@ -37,7 +38,7 @@ def test_default_architecture_is_the_measured_recipe():
   assert float(opt.learning_rate.numpy()) == pytest.approx(1e-3)
   assert opt.clipnorm == 1.0 and opt.weight_decay == pytest.approx(1e-5)
   assert model.output_shape == (None, features.NUM_CLASSES)
-  assert model.name == 'custom-cnn-32-64-128-512-0.0-0.2'
+  assert model.name == 'custom-cnn-16-32-128-512-0.0-0.2'
   assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta) == ('cosine', 21, True)
 
 
@@ -192,3 +193,21 @@ def test_autograph_leaves_keras_internals_but_converts_our_layers():
   assert not conversion.is_allowlisted(layer.call)
   model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8))
   assert sum('tf_keras' in str(r) for r in ag_config.CONVERSION_RULES) == 1
+
+
+def test_batchnorm_momentum_sets_how_fast_served_statistics_follow():
+  """A short run (a smoke test) needs BatchNorm's moving statistics, which
+  the exported model predicts with, to catch up within its few steps."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(5.0, 1.0, (64, features.NUM_PIXELS)).astype(np.float32)
+  y = np.zeros(64, np.int64)
+  moved = {}
+  for momentum in (0.99, 0.5):
+    model = model_lib.build_model(ModelConfig(
+        conv_filters=(4,), dense_units=8, batchnorm_momentum=momentum))
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # 8 steps
+    bn = _layers(model, keras.layers.BatchNormalization)[0]
+    assert bn.momentum == momentum
+    moved[momentum] = float(np.mean(np.abs(bn.moving_mean.numpy())))
+  # 0.99 keeps ~92 % of the initial zeros after 8 steps, 0.5 well under 1 %.
+  assert moved[0.99] < 0.2 * moved[0.5]

@@ -26,7 +26,7 @@ from pipeline import vertex_config
 from pipeline import vertex_submit
 
 N = 600
-KNOBS = ['--epochs', '2', '--model-param', 'convs_per_block=2']
+KNOBS = ['--epochs', '2', '--model-param', 'convs_per_block=1']
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_drift_starts_the_same_local_run_as_pipeline_run(drifted, monitor,
   from_monitor, from_pipeline_run = local_runs
   assert from_monitor == from_pipeline_run
   assert from_monitor.model.epochs == 2
-  assert from_monitor.model.convs_per_block == 2
+  assert from_monitor.model.convs_per_block == 1
   assert from_monitor.data_root == os.path.join(drifted, 'data')
   (summary,) = summaries(drifted)
   assert summary['retraining']['status'] == 'started'

@@ -183,7 +183,7 @@ def test_trainer_runs_on_vertex_training(spec):
   assert pool == {'machine_spec': {'machine_type': 'n1-standard-8'},
                   'replica_count': 1, 'container_spec': {'image_uri': IMAGE}}
   # The model config and the experiment tracking ride along for run_fn.
-  assert config['model']['conv_filters'] == [32, 64, 128]
+  assert config['model']['conv_filters'] == [16, 32, 128]
   assert config['tracking'] == {'project': PROJECT, 'location': REGION,
                                 'experiment': 'fmnist-tfx'}
 

@@ -41,7 +41,7 @@ def _tracking(fake):
 def test_run_name_is_vertex_safe():
   cfg = ModelConfig(conv_dropout=0.1, dense_dropout=0.3)
   name = tracking.experiment_run_name(cfg)
-  assert re.fullmatch(r'custom-cnn-32-64-128-512-0p1-0p3-\d{8}-\d{6}', name)
+  assert re.fullmatch(r'custom-cnn-16-32-128-512-0p1-0p3-\d{8}-\d{6}', name)
 
 
 def test_per_class_metrics():
@@ -74,7 +74,7 @@ def test_logs_params_epochs_and_confusion_matrix(fake_vertex):
       f'contexts/{run_id}']['metadata']
   assert final['_state'] == 'COMPLETE'
   params = final['_params']
-  assert params['conv_filters'] == '32,64,128'
+  assert params['conv_filters'] == '16,32,128'
   assert params['learning_rate'] == pytest.approx(1e-3)
   metrics = final['_metrics']
   assert 0.0 <= metrics['macro_f1'] <= 1.0
