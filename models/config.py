@@ -25,8 +25,8 @@ class ModelConfig:
   # 32 -> 64 -> 128. Only a second conv per block moved accuracy past the
   # one-conv model's plateau, and the seeds' widths cost 2.7x its training
   # time; this shape kept most of the gain (+0.3 on `eval` over four seeds,
-  # +0.5 on test) for ~1.5x, which the 20-minute budget on a 2-core AVX2
-  # machine holds (README "The model").
+  # +0.35 on test over two runs each) for ~1.5x, which the 20-minute budget
+  # on a 2-core AVX2 machine holds (README "The model").
   conv_filters: Tuple[int, ...] = (16, 32, 128)
   convs_per_block: int = 2
   dense_units: int = 512
