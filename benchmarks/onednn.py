@@ -86,12 +86,12 @@ def child(steps: int) -> dict:
   from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, REPO)
   from models import model as model_lib  # pylint: disable=g-import-not-at-top
+  from models import config  # pylint: disable=g-import-not-at-top
   from models.config import ModelConfig  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(0)
   out = {'mkl_enabled': bool(_pywrap_util_port.IsMklEnabled())}
-  for name, params in (('seeds CNN', {'convs_per_block': 2,
-                                      'conv_filters': (32, 64, 128)}),
+  for name, params in (('seeds CNN', config.SEEDS_ARCHITECTURE),
                        ('default CNN', {})):
     m = model_lib.build_model(ModelConfig(**params))
     out[f'train {name}'] = time_training(m, 128, steps, rng)

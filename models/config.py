@@ -128,9 +128,11 @@ class ModelConfig:
             f'{self.conv_dropout}-{self.dense_dropout}')
 
 
-# The seeds' recipe, as --model-param overrides of the defaults.
+# The seeds' CNN shape (two convs per block, 32 -> 64 -> 128), and their
+# whole recipe, as --model-param overrides of the defaults.
+SEEDS_ARCHITECTURE = {'conv_filters': (32, 64, 128), 'convs_per_block': 2}
 SEEDS = {
-    'conv_filters': (32, 64, 128), 'convs_per_block': 2,
+    **SEEDS_ARCHITECTURE,
     'conv_dropout': 0.25, 'dense_dropout': 0.5,
     'rotation_degrees': 15.0, 'shift_fraction': 0.15, 'shear_fraction': 0.15,
     'zoom_fraction': 0.15, 'augment_probability': 0.3, 'epochs': 30,
