@@ -5,8 +5,9 @@
 Issue 10 asks for the batch size to be chosen by measurement. Each oneDNN
 setting runs in its own process (TF reads the variables at import): oneDNN
 on, as `fmnist run` trains, and on with ONEDNN_MAX_CPU_ISA=AVX2 (the kernels
-an AVX2-only CPU gets). Each process times `train_on_batch` of the default
-model (`ModelConfig()`, augmentation on) on in-memory random data for every
+an AVX2-only CPU gets). Each process times training steps inside `fit` of
+the default model (`ModelConfig()`, augmentation on; see
+onednn.time_training) on in-memory random data for every
 batch size; the best of `--rounds` is kept, since other load only slows a
 run down. Throughput is one half of the choice: a larger batch takes fewer
 steps per epoch, which at a fixed epoch budget can cost accuracy
