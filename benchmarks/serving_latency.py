@@ -4,8 +4,11 @@
       [--workers 1,2]
 
 Without --serving-dir it exports an untrained model with the default
-architecture (same compute as a trained one) using the test fixture's real
-export path. The proxy runs as `fmnist serve` in its own process on
+architecture and test-time augmentation (same compute as a trained one;
+`--model-param` changes them) using the test fixture's real export path.
+Until 2026-12-05 that export left TTA out, so figures of earlier dates are
+of one network call per image, not the served two. The proxy runs as
+`fmnist serve` in its own process on
 127.0.0.1 (JSONL request logging on, as by default), once per --workers
 value. The load comes from wrk (Debian's `wrk`) when it is installed: a C
 client that costs the server's two cores ~3 % where a Python client costs
@@ -37,7 +40,7 @@ def _percentiles(latencies_s):
   return [float(np.percentile(ms, q)) for q in (50, 95, 99)]
 
 
-def _build_model(out_dir: str) -> str:
+def _build_model(out_dir: str, params: dict) -> str:
   sys.path.insert(0, os.path.join(REPO, 'tests'))  # its transform_builder
   spec = importlib.util.spec_from_file_location(
       'model_fixture', os.path.join(REPO, 'tests', 'serving',
@@ -46,7 +49,9 @@ def _build_model(out_dir: str) -> str:
   spec.loader.exec_module(fixture)
   from models.config import ModelConfig
   serving_dir = os.path.join(out_dir, 'serving_model')
-  fixture.build_saved_model(os.path.join(serving_dir, '1'), cfg=ModelConfig())
+  cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **params})
+  fixture.build_saved_model(os.path.join(serving_dir, '1'), cfg=cfg,
+                            with_tta=True)
   return serving_dir
 
 
@@ -205,6 +210,9 @@ def main(argv=None) -> int:
   p.add_argument('--batch', type=int, default=32)
   p.add_argument('--workers', default='1,2',
                  help='proxy server processes to measure, comma-separated')
+  p.add_argument('--model-param', action='append', default=[],
+                 help='KEY=JSON override of the default model without '
+                      '--serving-dir, e.g. shift_tta=true')
   p.add_argument('--client', choices=('auto', 'wrk', 'asyncio'),
                  default='auto', help='load generator (auto: wrk if installed)')
   args = p.parse_args(argv)
@@ -218,7 +226,9 @@ def main(argv=None) -> int:
   # batch faster than any proxy could).
   runtime.prefer_onednn(False)
   with tempfile.TemporaryDirectory() as tmp:
-    serving_dir = args.serving_dir or _build_model(tmp)
+    params = {k: json.loads(v) for k, v in
+              (pair.split('=', 1) for pair in args.model_param)}
+    serving_dir = args.serving_dir or _build_model(tmp, params)
     rows = bench_raw(serving_dir, args.requests, args.batch)
     for workers in worker_counts:
       rows += bench_proxy(serving_dir, args.requests,

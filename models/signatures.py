@@ -9,6 +9,9 @@
 With `flip_tta`, every prediction signature answers the mean of the model's
 probabilities on the image and its mirror image (horizontal-flip test-time
 augmentation), so TFMA, the monitor and the proxy all see the same model.
+`shift_tta` adds the image moved by one pixel up, down, left and right
+(edges repeated), each mirrored too with `flip_tta`: 10 views in one batched
+call of the network.
 """
 
 from typing import Dict
@@ -24,18 +27,38 @@ CLASS_NAMES = 'class_names'
 PIXELS_INPUT = 'pixels'
 
 
-def _mirrored(flat: tf.Tensor) -> tf.Tensor:
-  """[N, 784] images flipped left-right (the transformed pixels keep the layout)."""
-  images = tf.reshape(flat, [-1, features.IMAGE_SIZE, features.IMAGE_SIZE])
-  return tf.reshape(tf.reverse(images, axis=[2]), [-1, features.NUM_PIXELS])
+# One-pixel moves of `shift_tta` as (rows, columns).
+SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def _views(flat: tf.Tensor, flip_tta: bool, shift_tta: bool) -> list:
+  """[N, 784] transformed images -> the [N, 28, 28] views to average over."""
+  size = features.IMAGE_SIZE
+  images = tf.reshape(flat, [-1, size, size])
+  views = [images]
+  if shift_tta:
+    # SYMMETRIC padding by one pixel repeats the edge pixel.
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1]], mode='SYMMETRIC')
+    views += [padded[:, 1 + dy:1 + dy + size, 1 + dx:1 + dx + size]
+              for dy, dx in SHIFTS]
+  if flip_tta:
+    views += [tf.reverse(v, axis=[2]) for v in views]
+  return views
 
 
 def _predictions(model, transformed: Dict[str, tf.Tensor],
-                 flip_tta: bool = False) -> Dict[str, tf.Tensor]:
+                 flip_tta: bool = False,
+                 shift_tta: bool = False) -> Dict[str, tf.Tensor]:
   flat = transformed[features.transformed_name(features.IMAGE_KEY)]
-  probabilities = model(flat, training=False)
-  if flip_tta:
-    probabilities = (probabilities + model(_mirrored(flat), training=False)) / 2
+  views = _views(flat, flip_tta, shift_tta)
+  if len(views) == 1:
+    probabilities = model(flat, training=False)
+  else:
+    # One call over all views: a batch of 10 costs less than 10 batches of 1.
+    batch = tf.reshape(tf.concat(views, axis=0), [-1, features.NUM_PIXELS])
+    per_view = tf.reshape(model(batch, training=False),
+                          [len(views), -1, features.NUM_CLASSES])
+    probabilities = tf.reduce_mean(per_view, axis=0)
   class_ids = tf.argmax(probabilities, axis=1)
   names = tf.constant(features.CLASS_NAMES)
   return {
@@ -72,7 +95,7 @@ def _raw_pixels_to_features(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
 
 
 def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
-                            flip_tta: bool = False):
+                            flip_tta: bool = False, shift_tta: bool = False):
   """Returns the signatures to save with the model."""
   # Tracked as an attribute so the Transform assets are saved with the model.
   model.tft_layer = tf_transform_output.transform_features_layer()
@@ -81,7 +104,7 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
 
   def predict_pixels(pixels):
     return _predictions(model, model.tft_layer(_raw_pixels_to_features(pixels)),
-                        flip_tta)
+                        flip_tta, shift_tta)
 
   @tf.function(input_signature=[
       tf.TensorSpec(shape=None, dtype=tf.float32, name=PIXELS_INPUT)])
@@ -97,7 +120,7 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
       tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
   def serve_examples(serialized):
     raw = tf.io.parse_example(serialized, serving_spec)
-    return _predictions(model, model.tft_layer(raw), flip_tta)
+    return _predictions(model, model.tft_layer(raw), flip_tta, shift_tta)
 
   @tf.function(input_signature=[
       tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
@@ -113,6 +136,7 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
 
 
 def export(model, tf_transform_output: tft.TFTransformOutput,
-           export_dir: str, flip_tta: bool = False) -> None:
+           export_dir: str, flip_tta: bool = False,
+           shift_tta: bool = False) -> None:
   tf.saved_model.save(model, export_dir, signatures=make_serving_signatures(
-      model, tf_transform_output, flip_tta))
+      model, tf_transform_output, flip_tta, shift_tta))

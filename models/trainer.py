@@ -124,5 +124,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()},
               f)
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir,
-                    cfg.flip_tta)
+                    cfg.flip_tta, cfg.shift_tta)
   logging.info('Exported %s to %s', cfg.run_name(), fn_args.serving_model_dir)

@@ -85,3 +85,31 @@ def test_flip_tta_answers_the_mean_over_the_image_and_its_mirror(
   by_example = tta.signatures['examples'](examples=tf.constant(serialized))
   np.testing.assert_allclose(by_example[signatures.PROBABILITIES], expected,
                              rtol=1e-4, atol=1e-5)
+
+
+def test_shift_tta_adds_the_image_moved_one_pixel_each_way(
+    trained_model, transform_dir, real_slice, tmp_path):
+  """`shift_tta` with `flip_tta`: the mean over 10 views, the image and its
+  mirror image, each also moved one pixel up, down, left and right with the
+  edge pixels repeated (what benchmarks/recipes.py measured on `eval`)."""
+  import tensorflow_transform as tft
+  model, transformed = trained_model
+  images, _ = real_slice
+  signatures.export(model, tft.TFTransformOutput(transform_dir),
+                    str(tmp_path / 'tta10'), flip_tta=True, shift_tta=True)
+  tta = tf.saved_model.load(str(tmp_path / 'tta10'))
+  x = np.asarray(transformed[:16]).reshape(16, 28, 28)
+  views = []
+  for image in (x, x[:, :, ::-1]):
+    padded = np.pad(image, ((0, 0), (1, 1), (1, 1)), mode='edge')
+    for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+      views.append(padded[:, 1 + dy:29 + dy, 1 + dx:29 + dx])
+  expected = np.mean([model.predict(v.reshape(16, 784), verbose=0)
+                      for v in views], axis=0)
+  out = tta.signatures['serving_default'](
+      pixels=tf.constant(images[:16].astype(np.float32)))
+  np.testing.assert_allclose(out[signatures.PROBABILITIES], expected,
+                             rtol=1e-4, atol=1e-5)
+  # The views differ: a model on the plain image alone answers otherwise.
+  assert not np.allclose(expected, model.predict(x.reshape(16, 784),
+                                                 verbose=0), atol=1e-3)

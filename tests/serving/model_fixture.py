@@ -35,8 +35,12 @@ def _transform_output(work_dir: str, num_examples: int, seed: int) -> str:
 
 def build_saved_model(export_dir: str, cfg: ModelConfig = SMALL,
                       num_examples: int = 200, seed: int = 0,
-                      transform_dir: str = None) -> str:
-  """Exports a SavedModel to `export_dir`; returns the transform output dir."""
+                      transform_dir: str = None, with_tta: bool = False) -> str:
+  """Exports a SavedModel to `export_dir`; returns the transform output dir.
+
+  `with_tta`: with `cfg`'s test-time augmentation, as the Trainer exports
+  (the serving benchmark needs the served model's cost; tests compare with
+  the Keras model's plain answers)."""
   if transform_dir is None:
     transform_dir = _transform_output(
         tempfile.mkdtemp(prefix='fmnist-tft-'), num_examples, seed)
@@ -50,7 +54,8 @@ def build_saved_model(export_dir: str, cfg: ModelConfig = SMALL,
           features.transformed_name(features.IMAGE_KEY)]
   y = rng.integers(0, features.NUM_CLASSES, 32)
   model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # one step
-  signatures.export(model, tf_transform_output, export_dir)
+  signatures.export(model, tf_transform_output, export_dir,
+                    cfg.flip_tta and with_tta, cfg.shift_tta and with_tta)
   return transform_dir
 
 
