@@ -29,7 +29,8 @@ from pipeline import ingest
 # Every recipe starts from the seeds' recipe (models.config.SEEDS; the
 # architecture and epochs come from the defaults / --model-param / --epochs).
 SEEDS = {k: v for k, v in config.SEEDS.items()
-         if k not in {*config.SEEDS_ARCHITECTURE, 'epochs', 'flip_tta'}}
+         if k not in {*config.SEEDS_ARCHITECTURE, 'epochs', 'flip_tta',
+                       'shift_tta'}}
 LIGHT = dict(SEEDS, rotation_degrees=0.0, shear_fraction=0.0,
              zoom_fraction=0.0, shift_fraction=0.1, horizontal_flip=True,
              augment_probability=1.0)

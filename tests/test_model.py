@@ -39,7 +39,8 @@ def test_default_architecture_is_the_measured_recipe():
   assert opt.clipnorm == 1.0 and opt.weight_decay == pytest.approx(1e-5)
   assert model.output_shape == (None, features.NUM_CLASSES)
   assert model.name == 'custom-cnn-16-32-128-512-0.0-0.2'
-  assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta) == ('cosine', 21, True)
+  assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta, cfg.shift_tta) == (
+      'cosine', 21, True, True)
 
 
 def test_the_seeds_recipe_stays_reachable():
@@ -51,7 +52,8 @@ def test_the_seeds_recipe_stays_reachable():
   assert [l.rate for l in _layers(model, keras.layers.Dropout)] == [
       0.25, 0.25, 0.25, 0.5]
   assert (cfg.rotation_degrees, cfg.augment_probability, cfg.lr_schedule,
-          cfg.epochs, cfg.flip_tta) == (15.0, 0.3, 'plateau', 30, False)
+          cfg.epochs, cfg.flip_tta, cfg.shift_tta) == (
+              15.0, 0.3, 'plateau', 30, False, False)
 
 
 def test_callbacks_reduce_lr_and_stop_early():
