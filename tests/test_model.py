@@ -40,7 +40,7 @@ def test_default_architecture_is_the_measured_recipe():
   assert model.output_shape == (None, features.NUM_CLASSES)
   assert model.name == 'custom-cnn-16-32-128-512-0.0-0.2'
   assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta, cfg.shift_tta) == (
-      'cosine', 21, True, True)
+      'cosine', 28, True, True)
 
 
 def test_the_seeds_recipe_stays_reachable():
