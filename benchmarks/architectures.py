@@ -47,13 +47,24 @@ SHAPES = {
     'two convs per block, 24-48-128': {'convs_per_block': 2,
                                        'conv_filters': [24, 48, 128]},
     'two convs per block, 32-64-128 (the seeds)': config.SEEDS_ARCHITECTURE,
+    # Leaving the plain stack (issue 10: justify it with numbers): ResNet
+    # basic blocks (a shortcut around each pair of convs), as deep as the
+    # default, and twice as deep with global average pooling.
+    'residual, two convs per block, 16-32-128': {
+        'convs_per_block': 2, 'conv_filters': [16, 32, 128], 'residual': True},
+    'residual, four convs per block, 12-24-64': {
+        'convs_per_block': 4, 'conv_filters': [12, 24, 64], 'residual': True},
+    'residual, four convs per block, 16-32-64, global pool': {
+        'convs_per_block': 4, 'conv_filters': [16, 32, 64], 'residual': True,
+        'global_pool': True},
 }
 REFERENCE = next(iter(SHAPES))
 # The shape `ModelConfig()` trains today, the second column of ratios.
 DEFAULT = next(
     (name for name, p in SHAPES.items()
      if tuple(p['conv_filters']) == config.ModelConfig().conv_filters
-     and p['convs_per_block'] == config.ModelConfig().convs_per_block), None)
+     and p['convs_per_block'] == config.ModelConfig().convs_per_block
+     and p.get('residual', False) == config.ModelConfig().residual), None)
 SETTINGS = {k: v for k, v in onednn.SETTINGS.items() if k != 'oneDNN off'}
 
 
@@ -77,13 +88,13 @@ def main(argv=None) -> int:
   if measured is None:
     return 0
   args, results = measured
-  print(f'\n{"":22} {"shape":44} {"MFLOP":>6} {"ms/step":>8} '
+  print(f'\n{"":22} {"shape":54} {"MFLOP":>6} {"ms/step":>8} '
         f'{"x 1-conv":>9} {"x default":>9} {"peak %":>7}')
   for setting, by_shape in results.items():
     base = by_shape[REFERENCE]['ms_per_step']
     default = by_shape[DEFAULT or REFERENCE]['ms_per_step']
     for name, r in by_shape.items():
-      print(f'{setting:22} {name:44} {r["forward_mflops_per_image"]:6.1f} '
+      print(f'{setting:22} {name:54} {r["forward_mflops_per_image"]:6.1f} '
             f'{r["ms_per_step"]:8.0f} {r["ms_per_step"] / base:8.2f}x '
             f'{r["ms_per_step"] / default:8.2f}x '
             f'{100 * r["peak_fraction"]:6.1f}%')

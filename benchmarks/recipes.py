@@ -61,6 +61,13 @@ RECIPES = {
     'default, SGD (Nesterov 0.9, lr 0.05, weight decay 5e-3)': dict(
         optimizer='sgd', learning_rate=0.05, weight_decay=5e-3),
     'default, random erasing 0.25': dict(erasing_probability=0.25),
+    # Residual nets (benchmarks/architectures.py has their step times).
+    'default, residual': dict(residual=True),
+    'default, residual 12-24-64, four convs per block': dict(
+        residual=True, conv_filters=[12, 24, 64], convs_per_block=4),
+    'default, residual 16-32-64, four convs per block, global pool': dict(
+        residual=True, conv_filters=[16, 32, 64], convs_per_block=4,
+        global_pool=True),
 }
 
 

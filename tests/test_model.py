@@ -56,6 +56,36 @@ def test_the_seeds_recipe_stays_reachable():
               15.0, 0.3, 'plateau', 30, False, False)
 
 
+def test_residual_blocks_add_the_input_back_and_pool_globally():
+  """residual=True turns each pair of convs into a basic block: the output is
+  ReLU(branch + input), the input projected by a 1x1 conv where the width
+  changes; global_pool feeds the dense layer the last width, not 3x3x it."""
+  cfg = ModelConfig(conv_filters=(16, 32, 64), convs_per_block=4,
+                    residual=True, global_pool=True)
+  model = model_lib.build_model(cfg)
+  convs = _layers(model, keras.layers.Conv2D)
+  assert [c.kernel_size for c in convs].count((1, 1)) == 3  # 1->16, 16->32, 32->64
+  assert [c.filters for c in convs if c.kernel_size == (3, 3)] == (
+      [16] * 4 + [32] * 4 + [64] * 4)
+  assert len(_layers(model, keras.layers.Add)) == 3 * 2
+  hidden = _layers(model, keras.layers.Dense)[0]
+  assert hidden.kernel.shape == (64, 512)
+  assert model.name == 'custom-resnet-16-32-64-gap-512-0.0-0.2'
+  # With the second conv's BatchNorm zeroed, a same-width block is the
+  # identity on a ReLU output: the shortcut carries the input unchanged.
+  add = _layers(model, keras.layers.Add)[1]  # the first block's second unit
+  branch_bn = add.input[0].node.layer
+  branch_bn.set_weights([np.zeros_like(w) for w in branch_bn.get_weights()[:2]]
+                        + branch_bn.get_weights()[2:])
+  unit = keras.Model(model.input, [add.input[1], add.output])
+  before, after = unit(np.random.default_rng(0).normal(
+      size=(4, features.NUM_PIXELS)).astype(np.float32))
+  np.testing.assert_allclose(after.numpy(), np.maximum(before.numpy(), 0),
+                             atol=1e-6)
+  with pytest.raises(ValueError, match='even'):
+    ModelConfig(convs_per_block=3, residual=True)
+
+
 def test_callbacks_reduce_lr_and_stop_early():
   cbs = model_lib.training_callbacks(ModelConfig(lr_schedule='plateau'),
                                      '/tmp/logs')
@@ -72,6 +102,9 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
   assert lrs[-1] == pytest.approx(1e-5)
   kinds = {type(c).__name__ for c in model_lib.training_callbacks(cfg, '/tmp')}
   assert 'LearningRateScheduler' in kinds and 'ReduceLROnPlateau' not in kinds
+  # A planned schedule runs to the epoch it anneals for: no early stop that
+  # would restore a mid-schedule epoch.
+  assert 'EarlyStopping' not in kinds
 
 
 def test_random_erasing_blanks_one_rectangle_in_training_only():
