@@ -43,7 +43,7 @@ def add_ingest_slices(p: argparse.ArgumentParser) -> None:
                  help='take only this many official test images')
   p.add_argument('--test-offset', type=int, default=0)
   p.add_argument('--eval-fraction', type=float, default=0.1,
-                 help='share of train images held out for early stopping')
+                 help='share of train images held out for validation')
 
 
 def ingest_config(args, span: Optional[int] = None):
