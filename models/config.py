@@ -37,8 +37,8 @@ class ModelConfig:
   # narrower, and twice as deep with global pooling, it tied the plain
   # default on `eval` (0.9492 / 0.9502 / 0.9498 with 10-view TTA against
   # 0.9502, seed 42, 28 epochs) for 1.07-1.39x its AVX2 step time; the
-  # global-pool net gained +0.34 with seed 7 but is over the budget (README
-  # "The model").
+  # global-pool net, +0.09 over three seeds (up in one), is over the budget
+  # (README "The model").
   residual: bool = False
   # Global average pooling instead of flattening the last block's 3x3 map
   # before the dense layer (128 instead of 1,152 inputs to it).
