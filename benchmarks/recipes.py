@@ -92,9 +92,7 @@ def _shifted(x: np.ndarray, dy: int, dx: int, flip: bool) -> np.ndarray:
       len(x), -1)
 
 
-# One-pixel moves: the four of `shift_tta` (what the signatures serve), then
-# the four diagonals (measured here only).
-_CROSS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+# The four diagonal one-pixel moves, measured here beside the served ones.
 _DIAGONALS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
@@ -102,9 +100,12 @@ def tta_accuracies(model, x: np.ndarray, y: np.ndarray) -> dict:
   """Accuracy of the trained model alone, with flip TTA, with flip x
   one-pixel shifts (10 views, what the exported signatures serve) and with
   the diagonal moves added (18 views: would it pay to serve more views?)."""
+  # Heavy (TensorFlow Transform), so imported where needed, as main does.
+  from models import signatures  # pylint: disable=g-import-not-at-top
+  cross = ((0, 0),) + signatures.SHIFTS  # the image and what shift_tta serves
   views = {}
   for flip in (False, True):
-    for dy, dx in _CROSS + _DIAGONALS:
+    for dy, dx in cross + _DIAGONALS:
       views[flip, dy, dx] = model.predict(_shifted(x, dy, dx, flip),
                                           batch_size=512, verbose=0)
   def accuracy(keys):
@@ -113,7 +114,7 @@ def tta_accuracies(model, x: np.ndarray, y: np.ndarray) -> dict:
   return {'plain': accuracy([(False, 0, 0)]),
           'flip_tta': accuracy([(False, 0, 0), (True, 0, 0)]),
           'flip_shift_tta': accuracy(
-              [(f, dy, dx) for f in (False, True) for dy, dx in _CROSS]),
+              [(f, dy, dx) for f in (False, True) for dy, dx in cross]),
           'flip_shift_diagonal_tta': accuracy(list(views))}
 
 
