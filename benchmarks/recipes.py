@@ -118,6 +118,25 @@ def tta_accuracies(model, x: np.ndarray, y: np.ndarray) -> dict:
           'flip_shift_diagonal_tta': accuracy(list(views))}
 
 
+def mixup_dataset(x: np.ndarray, y: np.ndarray, batch_size: int,
+                  alpha: float, seed: int):
+  """Shuffled batches mixed as in mixup (Zhang et al. 2018): one weight
+  lam ~ Beta(alpha, alpha) per batch, each image and its one-hot label
+  blended with the batch's reversed order (a prototype: not a ModelConfig
+  knob until it pays on `eval`)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  def mix(images, labels):
+    a = tf.random.gamma([], alpha)
+    lam = a / (a + tf.random.gamma([], alpha))
+    return (lam * images + (1 - lam) * tf.reverse(images, [0]),
+            lam * labels + (1 - lam) * tf.reverse(labels, [0]))
+  one_hot = np.eye(features.NUM_CLASSES, dtype=np.float32)[y]
+  return (tf.data.Dataset.from_tensor_slices((x, one_hot))
+          .shuffle(len(x), seed=seed).batch(batch_size)
+          .map(mix).prefetch(2))
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--epochs', type=int, default=8)
@@ -128,11 +147,16 @@ def main(argv=None) -> int:
   p.add_argument('--train-fraction', type=float, default=1.0,
                  help='train on a seeded random share of the train split '
                       '(a learning curve: what would more data buy?)')
+  p.add_argument('--mixup', type=float, default=0.0,
+                 help='train with mixup, Beta(ALPHA, ALPHA) weights '
+                      '(0: off; a prototype measured on eval)')
   p.add_argument('--output', default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), 'results', 'recipes.json'))
   args = p.parse_args(argv)
   if not 0 < args.train_fraction <= 1:
     p.error(f'--train-fraction must be in (0, 1], got {args.train_fraction}')
+  if args.mixup < 0:
+    p.error(f'--mixup must be >= 0, got {args.mixup}')
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   from models import model as model_lib  # pylint: disable=g-import-not-at-top
   common = {k: json.loads(v) for k, v in
@@ -145,7 +169,8 @@ def main(argv=None) -> int:
   print(f'hardware: {hardware.describe()}; {len(x)} train, {len(xv)} eval '
         f'images; {args.epochs} epochs; common {common}', flush=True)
   results = {'hardware': hardware.describe(), 'epochs': args.epochs,
-             'common': common, 'train_images': len(x), 'recipes': {}}
+             'common': common, 'train_images': len(x),
+             'mixup_alpha': args.mixup, 'recipes': {}}
   for name, params in RECIPES.items():
     if args.only and args.only not in name or (
         args.only in RECIPES and args.only != name):
@@ -158,11 +183,21 @@ def main(argv=None) -> int:
                  if not isinstance(c, (keras.callbacks.TensorBoard,
                                        keras.callbacks.EarlyStopping))]
     start = time.perf_counter()
-    history = model.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs,
-                        batch_size=cfg.batch_size, callbacks=callbacks,
-                        verbose=2)
+    if args.mixup:
+      # Soft labels: the same optimizer, categorical loss and accuracy.
+      model.compile(optimizer=model.optimizer,
+                    loss='categorical_crossentropy', metrics=['accuracy'])
+      history = model.fit(
+          mixup_dataset(x, y, cfg.batch_size, args.mixup, cfg.seed),
+          validation_data=(xv, np.eye(features.NUM_CLASSES)[yv]),
+          epochs=cfg.epochs, callbacks=callbacks, verbose=2)
+      val = history.history['val_accuracy']
+    else:
+      history = model.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs,
+                          batch_size=cfg.batch_size, callbacks=callbacks,
+                          verbose=2)
+      val = history.history['val_sparse_categorical_accuracy']
     seconds = time.perf_counter() - start
-    val = history.history['val_sparse_categorical_accuracy']
     tta = tta_accuracies(model, xv, yv)
     results['recipes'][name] = {
         'params': params, 'val_accuracy_last': val[-1],
