@@ -163,9 +163,9 @@ def main(argv=None) -> int:
             (pair.split('=', 1) for pair in args.model_param)}
   (x, y), (xv, yv) = _data()
   if args.train_fraction < 1:
-    keep = np.random.default_rng(0).permutation(len(x))[
-        :int(round(len(x) * args.train_fraction))]
-    x, y = x[np.sort(keep)], y[np.sort(keep)]
+    keep = np.sort(np.random.default_rng(0).permutation(len(x))[
+        :int(round(len(x) * args.train_fraction))])
+    x, y = x[keep], y[keep]
   print(f'hardware: {hardware.describe()}; {len(x)} train, {len(xv)} eval '
         f'images; {args.epochs} epochs; common {common}', flush=True)
   results = {'hardware': hardware.describe(), 'epochs': args.epochs,
