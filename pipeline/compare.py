@@ -123,10 +123,6 @@ def _side(store, ref: str) -> Side:
 def resolve(cfg: CompareConfig):
   """The two sides: explicit, else the newest run's candidate vs. its baseline,
   else the two newest evaluated runs."""
-  if not cfg.pipeline.metadata_path or not os.path.exists(
-      cfg.pipeline.metadata_path):
-    raise CompareError(f'no pipeline metadata at {cfg.pipeline.metadata_path}: '
-                       'run `fmnist run` first (or pass --home)')
   store = summary_lib.open_store(cfg.pipeline)
   if cfg.a and cfg.b:
     return _side(store, cfg.a), _side(store, cfg.b)

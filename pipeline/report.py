@@ -225,8 +225,8 @@ def write_report(cfg: configs.PipelineConfig,
   """Writes the report; returns the path of its index.html."""
   out_dir = output_dir or os.path.join(os.path.dirname(cfg.pipeline_root),
                                        'reports')
+  store = summary_lib.open_store(cfg)  # first: a missing home is an error
   tf.io.gfile.makedirs(out_dir)
-  store = summary_lib.open_store(cfg)
   summaries = [summary_lib.summarize(cfg, run_id, store)
                for run_id in summary_lib.run_ids(store)]
   parts = [f'<h1>{html.escape(cfg.pipeline_name)}: pipeline report</h1>',

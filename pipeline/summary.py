@@ -22,6 +22,7 @@ from models import trainer
 from pipeline import calibration
 from pipeline import configs
 from pipeline import evaluation
+from pipeline.errors import UserError
 
 _STATES = {
     metadata_store_pb2.Execution.COMPLETE: 'ran',
@@ -108,7 +109,17 @@ class RunSummary:
     return self.outcome in ('completed', 'cached')
 
 
+class NoMetadataError(UserError):
+  """The home has no pipeline metadata yet (no run has happened there)."""
+
+
 def open_store(cfg: configs.PipelineConfig) -> metadata_store.MetadataStore:
+  """The pipeline's MLMD store, for reading. A missing store is an error, not
+  an empty one: SQLite would create it (and the home) and report "no runs"
+  for a mistyped --home."""
+  if not cfg.metadata_path or not os.path.exists(cfg.metadata_path):
+    raise NoMetadataError(f'no pipeline metadata at {cfg.metadata_path}: run '
+                          '`fmnist run` first (or pass --home)')
   return metadata_store.MetadataStore(
       metadata.sqlite_metadata_connection_config(cfg.metadata_path))
 

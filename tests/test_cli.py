@@ -42,6 +42,18 @@ def test_pipeline_without_data_says_what_to_do(tmp_path, capsys):
   assert 'no span under' in err and 'fmnist ingest' in err
 
 
+@pytest.mark.parametrize('command', [
+    ['report'], ['automl', 'compare', '--model', '1', '--project', 'p']])
+def test_reading_a_home_without_runs_creates_nothing(tmp_path, capsys,
+                                                     command):
+  # A mistyped --home must not become an empty home with an empty report.
+  home = tmp_path / 'typo'
+  assert cli.main(command + ['--home', str(home)]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith('error: no pipeline metadata at ') and 'fmnist run' in err
+  assert not home.exists()
+
+
 def test_bad_flag_values_are_refused(tmp_path, capsys):
   assert cli.main(['pipeline', 'run', '--home', str(tmp_path),
                    '--epochs', '0']) == 2
