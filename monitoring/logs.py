@@ -1,7 +1,9 @@
 """Reads the proxy's JSONL request logs (serving/request_log.py) into a window.
 
-Only complete `*.jsonl` files are read; a file still being written ends in
-`.inprogress`. A row whose pixels are a list of integers is kept whatever its
+Rotated `*.jsonl` files and the `.jsonl.inprogress` file a running proxy is
+still writing are read alike, the latter up to its last complete line: a live
+proxy rotates hourly or at 64 MB, and a monitor that waited for that would not
+see the traffic of the last hour. A row whose pixels are a list of integers is kept whatever its
 length or values, so TFDV names wrong shapes and out-of-domain pixels as
 schema anomalies. A row that cannot be read as an instance at all (broken
 JSON, no pixel list, non-integer values, no timestamp) is skipped and counted;
@@ -154,15 +156,45 @@ def make_window(instances: List[Instance], files: List[str],
                 skipped_examples=tuple(skipped[:_MAX_EXAMPLES]))
 
 
-def complete_files(log_dir: str) -> List[str]:
-  """Finished log files, oldest name first (names start with the UTC time)."""
-  return sorted(glob.glob(os.path.join(log_dir, '*.jsonl')))
+_IN_PROGRESS = '.inprogress'
+
+
+def log_files(log_dir: str) -> List[str]:
+  """Rotated and in-progress log files, oldest name first (names start with
+  the UTC time)."""
+  # In-progress files are listed first: one renamed in between then shows
+  # up twice (its open fails, the rotated name is read) rather than never.
+  live = glob.glob(os.path.join(log_dir, '*.jsonl' + _IN_PROGRESS))
+  done = set(glob.glob(os.path.join(log_dir, '*.jsonl')))
+  return sorted(done | {p for p in live if p[:-len(_IN_PROGRESS)] not in done})
+
+
+def _mtime(path: str) -> float:
+  """Modification time; an in-progress file renamed meanwhile has its new
+  name's (the rename keeps it)."""
+  try:
+    return os.path.getmtime(path)
+  except FileNotFoundError:
+    if path.endswith(_IN_PROGRESS):
+      return _mtime(path[:-len(_IN_PROGRESS)])
+    raise
+
+
+def _open(path: str):
+  try:
+    return open(path, encoding='utf-8', errors='replace')
+  except FileNotFoundError:
+    if path.endswith(_IN_PROGRESS):  # rotated since it was listed
+      return _open(path[:-len(_IN_PROGRESS)])
+    raise
 
 
 def _read_file(path: str, since: Optional[datetime.datetime],
                instances: List[Instance], skipped: List[str]) -> None:
-  with open(path, encoding='utf-8', errors='replace') as f:
+  with _open(path) as f:
     for number, line in enumerate(f, 1):
+      if not line.endswith('\n') and path.endswith(_IN_PROGRESS):
+        break  # the row the proxy is writing right now
       if not line.strip():
         continue
       try:
@@ -182,13 +214,13 @@ def read_window(log_dir: str, since: Optional[datetime.datetime] = None,
   their newest row), and reading stops once older files cannot hold any of
   the newest `last` instances or any instance from `since` on.
   """
-  files = complete_files(log_dir)
-  files.sort(key=os.path.getmtime, reverse=True)
+  files = log_files(log_dir)
+  files.sort(key=_mtime, reverse=True)
   instances: List[Instance] = []
   skipped: List[str] = []
   read = []
   for path in files:
-    mtime = datetime.datetime.fromtimestamp(os.path.getmtime(path),
+    mtime = datetime.datetime.fromtimestamp(_mtime(path),
                                             datetime.timezone.utc)
     if since is not None and mtime < since:
       break

@@ -59,10 +59,10 @@ def read_window(cfg: MonitorConfig) -> logs.Window:
       raise MonitorError(f'no request logs: {cfg.log_dir} does not exist; the '
                          f'proxy writes them while serving (`{home_hint}`), or '
                          'point --log-dir at them')
-    if not logs.complete_files(cfg.log_dir):
-      raise MonitorError(f'no complete request log (*.jsonl) in {cfg.log_dir} '
-                         '(files still being written end in .inprogress and '
-                         'are renamed when they rotate or the proxy stops)')
+    if not logs.log_files(cfg.log_dir):
+      raise MonitorError(f'no request log (*.jsonl) in {cfg.log_dir}: nothing '
+                         f'has been served yet (`{home_hint}`), or point '
+                         '--log-dir at the logs')
     window = logs.read_window(cfg.log_dir, cfg.since, cfg.last)
   if len(window) < cfg.min_instances:
     where = f' since {_iso(cfg.since)}' if cfg.since else ''

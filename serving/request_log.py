@@ -10,10 +10,11 @@ Sinks:
 - `JsonlSink`: one JSON line per served image in
   `requests-<utc>-<pid>-<n>.jsonl`; the file being written ends in
   `.inprogress` and is renamed when it rotates (by size or age) or the server
-  stops, so a monitor reading `*.jsonl` only sees complete files. A server
+  stops, so a reader of `*.jsonl` only sees complete files (`fmnist
+  monitor` also reads the live file, up to its last complete line). A server
   killed without a chance to rename (SIGKILL, out of memory) leaves its file
   `.inprogress`; the next server on the directory finishes it
-  (`recover_abandoned`), so those rows still reach the monitor.
+  (`recover_abandoned`: keeps complete lines, cuts a torn last one).
 - `BigQuerySink`: one row per request in the schema Vertex AI's
   request-response logging uses (`bigquery_schema.json`).
 """

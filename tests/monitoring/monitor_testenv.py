@@ -36,14 +36,16 @@ def served_requests(images, class_ids, version=VERSION, timestamp=None):
 
 
 def write_logs(log_dir, images, class_ids, version=VERSION, timestamp=None,
-               max_bytes=1 << 20):
-  """Request logs exactly as the proxy writes them (rotating JSONL files)."""
+               max_bytes=1 << 20, close=True):
+  """Request logs exactly as the proxy writes them (rotating JSONL files);
+  `close=False` leaves the last file in progress, as a running proxy does."""
   from serving import request_log
   sink = request_log.JsonlSink(str(log_dir), max_bytes=max_bytes,
                                max_seconds=3600)
   for served in served_requests(images, class_ids, version, timestamp):
     sink.write(sink.rows(served))
-  sink.close()
+  if close:
+    sink.close()
 
 
 def write_bigquery(table, api_endpoint, images, class_ids, version=VERSION,

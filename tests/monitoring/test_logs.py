@@ -1,4 +1,5 @@
-"""Reading the proxy's request logs: complete files, bad rows, windows."""
+"""Reading the proxy's request logs: rotated and live files, bad rows,
+windows."""
 
 import datetime
 import json
@@ -16,7 +17,8 @@ UTC = datetime.timezone.utc
 def test_rows_written_by_the_proxy_are_read_back(tmp_path, test_images):
   images, labels = test_images
   write_logs(tmp_path, images[:40], labels[:40], timestamp=1_700_000_000.25)
-  # A file the proxy is still writing is not read.
+  # A row the proxy is still writing (no newline yet) is neither read nor
+  # counted as unreadable.
   (tmp_path / 'requests-x-1-9.jsonl.inprogress').write_text('{"broken')
   window = logs.read_window(str(tmp_path))
   assert len(window) == 40 and window.skipped == 0
@@ -27,6 +29,24 @@ def test_rows_written_by_the_proxy_are_read_back(tmp_path, test_images):
   assert first.timestamp == datetime.datetime(2023, 11, 14, 22, 13, 20,
                                               250000, UTC)
   assert window.versions() == {VERSION: 40}
+
+
+def test_a_live_file_is_read_to_its_last_complete_row(tmp_path, test_images,
+                                                     monkeypatch):
+  images, labels = test_images
+  write_logs(tmp_path, images[:30], labels[:30], close=False)
+  (live,) = os.listdir(tmp_path)
+  with open(tmp_path / live, 'a', encoding='utf-8') as f:
+    f.write('{"timestamp": "2026-01-01T00:00')
+  window = logs.read_window(str(tmp_path))
+  assert len(window) == 30 and window.skipped == 0
+  assert window.files == (str(tmp_path / live),)
+  # Rotated between listing and reading: read once, under its new name.
+  listed = logs.log_files(str(tmp_path))
+  os.replace(tmp_path / live, tmp_path / live.replace('.inprogress', ''))
+  monkeypatch.setattr(logs, 'log_files', lambda _: listed)
+  window = logs.read_window(str(tmp_path))
+  assert len(window) == 30
 
 
 def test_unreadable_rows_are_skipped_and_named_odd_instances_kept(tmp_path):

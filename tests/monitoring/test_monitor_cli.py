@@ -50,6 +50,22 @@ def test_healthy_traffic_exits_0_with_a_report(home, monitor, test_images):
     assert f'{summary["stamp"]}/report.html' in f.read()
 
 
+def test_traffic_of_a_running_proxy_is_monitored(home, monitor, test_images):
+  # The proxy rotates its log hourly or at 64 MB; until then the rows sit in
+  # its .inprogress file, and a monitor run in the meantime must see them.
+  images, labels = test_images
+  write_logs(_logs(home), images[:N], labels[:N], close=False)
+  (live,) = [n for n in os.listdir(_logs(home)) if n.endswith('.inprogress')]
+  with open(os.path.join(_logs(home), live), 'a', encoding='utf-8') as f:
+    f.write('{"timestamp": "2026-')  # a row being written right now
+  status, out, err = monitor()
+  assert status == config_lib.EXIT_HEALTHY, err
+  assert out.startswith(f'HEALTHY: no anomalies in {N} served instances')
+  assert 'unreadable' not in err
+  (summary,) = summaries(home)
+  assert summary['window']['skipped_rows'] == 0
+
+
 def test_inverted_images_are_skew_then_drift(home, monitor, test_images):
   images, labels = test_images
   write_logs(_logs(home), images[:N], labels[:N], timestamp=1_700_000_000)
@@ -111,7 +127,7 @@ def test_bad_rows_are_anomalies_or_skipped_never_a_crash(home, monitor,
 
 @pytest.mark.parametrize('setup, args, message', [
     ('nothing', [], 'error: no request logs: '),
-    ('empty', [], 'error: no complete request log (*.jsonl) in '),
+    ('empty', [], 'error: no request log (*.jsonl) in '),
     ('few', [], 'error: only 100 served instances in '),
     ('few', ['--min-instances', '50', '--since', '2099-01-01'],
      'error: only 0 served instances since 2099-01-01T00:00:00Z'),
