@@ -49,11 +49,11 @@ def redact(url: str) -> str:
 
 def send(url: str, body: Dict, timeout: float) -> Optional[str]:
   """POSTs `body`; None when the webhook answered 2xx, else what went wrong."""
-  request = urllib.request.Request(
-      url, data=json.dumps(body).encode('utf-8'), method='POST',
-      headers={'Content-Type': 'application/json',
-               'User-Agent': SOURCE})
   try:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode('utf-8'), method='POST',
+        headers={'Content-Type': 'application/json',
+                 'User-Agent': SOURCE})
     with urllib.request.urlopen(request, timeout=timeout) as response:
       response.read()
   except urllib.error.HTTPError as e:

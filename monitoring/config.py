@@ -11,6 +11,7 @@ import datetime
 import os
 import re
 from typing import Optional, Tuple
+import urllib.parse
 
 from pipeline import configs
 from pipeline.errors import UserError
@@ -98,6 +99,16 @@ class MonitorConfig:
     if not 0 < self.alpha < 1:
       raise MonitorError(f'--alpha {self.alpha}: expected a probability '
                          'between 0 and 1, e.g. 0.05')
+    if self.webhook is not None:
+      # Checked before any monitoring work; the URL is not echoed, as
+      # incoming-webhook URLs carry their secret (monitoring/alert.py).
+      parts = urllib.parse.urlsplit(self.webhook)
+      if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise MonitorError('--alert-webhook (or FMNIST_ALERT_WEBHOOK): '
+                           'expected an http:// or https:// URL with a host')
+    if not self.webhook_timeout > 0:
+      raise MonitorError(f'--webhook-timeout {self.webhook_timeout}: expected '
+                         'seconds above 0')
     if self.bq_table is not None:
       parse_table(self.bq_table)
       if self.bq_api_endpoint is not None and not re.match(

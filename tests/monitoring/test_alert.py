@@ -4,6 +4,8 @@ import http.server
 import json
 import os
 
+import pytest
+
 from monitor_testenv import summaries, write_logs  # pylint: disable=g-bad-import-order
 import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
 from monitoring import config as config_lib
@@ -93,6 +95,22 @@ def test_a_webhook_that_is_down_loses_nothing(home, monitor, test_images):
   assert summary['alert']['delivered'] is False
   assert 'refused' in summary['alert']['error'].lower()
   assert os.path.isfile(out.splitlines()[-1].split('report: ')[1])
+
+
+@pytest.mark.parametrize('args', [
+    ['--alert-webhook', 'hooks.example.com/T0/s3cret'],
+    ['--alert-webhook', 'ftp://hooks.example.com/s3cret'],
+    ['--alert-webhook', 'http:///s3cret'],
+    ['--alert-webhook', 'http://127.0.0.1/s3cret', '--webhook-timeout', '0'],
+])
+def test_a_malformed_webhook_is_refused_before_any_work(home, monitor,
+                                                        test_images, args):
+  _inverted_logs(home, test_images)
+  status, out, err = monitor(*args)
+  assert status == config_lib.EXIT_USAGE and not out
+  assert err.startswith('error: --') and len(err.strip().splitlines()) == 1
+  assert 's3cret' not in err
+  assert not os.path.exists(os.path.join(home, 'monitoring'))
 
 
 def test_a_webhook_answering_500_is_reported(home, monitor, test_images):
