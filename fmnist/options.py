@@ -123,8 +123,6 @@ def pipeline_config(args) -> configs.PipelineConfig:
   if args.max_accuracy_drop is not None:
     overrides['max_accuracy_drop'] = args.max_accuracy_drop
   if getattr(args, 'blessing_alpha', None) is not None:
-    if not 0 < args.blessing_alpha <= 1:
-      raise UsageError('--blessing-alpha must be in (0, 1]')
     overrides['blessing_alpha'] = args.blessing_alpha
   if args.no_cache:
     overrides['enable_cache'] = False

@@ -47,6 +47,19 @@ class PipelineConfig:
   # runs the local components unchanged.
   vertex: Optional[Any] = None
 
+  def __post_init__(self):
+    # A threshold out of range would let a run train for many minutes and
+    # then never bless (or always): refuse it before anything runs.
+    if not 0 <= self.min_accuracy <= 1:
+      raise ConfigError(f'--min-accuracy {self.min_accuracy}: expected a test '
+                        'accuracy between 0 and 1, e.g. 0.9')
+    if not 0 <= self.max_accuracy_drop <= 1:
+      raise ConfigError(f'--max-accuracy-drop {self.max_accuracy_drop}: '
+                        'expected an accuracy margin between 0 and 1, e.g. '
+                        '0.01')
+    if not 0 < self.blessing_alpha <= 1:
+      raise ConfigError('--blessing-alpha must be in (0, 1]')
+
   @classmethod
   def from_home(cls, home: str = DEFAULT_HOME, **overrides) -> 'PipelineConfig':
     """A local config with every path under `home`."""

@@ -19,6 +19,8 @@ class CannotServe(UserError):
 
 
 def check_port(host: str, port: int) -> None:
+  if not 0 <= port <= 65535:
+    raise CannotServe(f'--port {port}: expected a TCP port, 0 to 65535')
   with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as s:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

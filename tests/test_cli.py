@@ -60,6 +60,20 @@ def test_bad_flag_values_are_refused(tmp_path, capsys):
   assert '--epochs must be at least 1' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('flags, message', [
+    (['--min-accuracy', '2'], '--min-accuracy 2.0: expected a test accuracy'),
+    (['--min-accuracy', '-0.1'], '--min-accuracy -0.1: expected'),
+    (['--max-accuracy-drop', '-1'], '--max-accuracy-drop -1.0: expected'),
+])
+def test_blessing_thresholds_out_of_range_are_refused_before_any_work(
+    tmp_path, capsys, flags, message):
+  # Otherwise the run ingests and trains for many minutes, then can never
+  # bless (or always does).
+  assert cli.main(['run', '--home', str(tmp_path / 'home')] + flags) == 2
+  assert capsys.readouterr().err.startswith(f'error: {message}')
+  assert not (tmp_path / 'home').exists()
+
+
 def test_model_params_override_the_config(tmp_path):
   args = cli.build_parser().parse_args([
       'pipeline', 'run', '--home', str(tmp_path), '--epochs', '3',

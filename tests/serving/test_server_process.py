@@ -12,6 +12,7 @@ import time
 
 import httpx
 import numpy as np
+import pytest
 
 from serving import imaging
 
@@ -178,6 +179,13 @@ def test_serve_port_in_use(model_home, capsys):
     code, _, err = _fmnist(['serve', '--home', model_home['home'], '--port',
                             str(s.getsockname()[1])], capsys)
   assert code == 2 and 'pass another --port' in err
+
+
+@pytest.mark.parametrize('port', ['65536', '-1'])
+def test_serve_port_out_of_range(model_home, capsys, port):
+  code, _, err = _fmnist(['serve', '--home', model_home['home'], '--port',
+                          port], capsys)
+  assert code == 2 and err == f'error: --port {port}: expected a TCP port, 0 to 65535\n'
 
 
 def test_serve_help_lists_the_flags(capsys):
