@@ -1,14 +1,18 @@
-"""Pure-ASGI middleware: request ids, the body limit, per-route metrics.
+"""Pure-ASGI middleware: request ids, the body limit, gzip bodies, metrics.
 
 Pure ASGI (not BaseHTTPMiddleware) so it adds microseconds, and so the body
 limit holds for chunked uploads too: bytes are counted as they arrive and the
-read fails with PayloadTooLarge the moment the limit is crossed.
+read fails with PayloadTooLarge the moment the limit is crossed. A body sent
+with `Content-Encoding: gzip` (TF Serving's REST API accepts it) is inflated
+as it arrives and the limit applies to the inflated bytes, so a small
+compressed body cannot expand into gigabytes.
 """
 
 import json
 import re
 import time
 import uuid
+import zlib
 
 from serving import errors
 
@@ -27,6 +31,34 @@ def error_body(path: str, err: errors.ServingError, request_id: str) -> dict:
   if path.startswith('/v1/'):
     return {'error': err.message}  # TF Serving's exact shape
   return {'error': err.message, 'kind': err.kind, 'request_id': request_id}
+
+
+class _Inflater:
+  """Inflates a gzip body chunk by chunk, never past `limit` bytes."""
+
+  def __init__(self, limit: int, too_large: errors.ServingError):
+    self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    self._left = limit
+    self._too_large = too_large
+
+  def feed(self, chunk: bytes, more: bool) -> bytes:
+    try:
+      # At most one byte past the limit: enough to know it was crossed.
+      out = self._decoder.decompress(chunk, self._left + 1)
+      if len(out) > self._left or self._decoder.unconsumed_tail:
+        raise self._too_large
+      if not more:  # all input is consumed; what is left is under a window
+        out += self._decoder.flush()
+    except zlib.error as e:
+      raise errors.InvalidInput(f'the body is not valid gzip ({e})',
+                                kind='malformed_gzip') from None
+    self._left -= len(out)
+    if self._left < 0:
+      raise self._too_large
+    if not more and not self._decoder.eof:
+      raise errors.InvalidInput('the gzip body ends before its end marker',
+                                kind='malformed_gzip')
+    return out
 
 
 class GuardMiddleware:
@@ -62,10 +94,24 @@ class GuardMiddleware:
       declared = int(headers.get(b'content-length', b'0') or 0)
     except ValueError:
       declared = 0
+    encoding = headers.get(b'content-encoding', b'identity').decode(
+        'latin-1').strip().lower()
     try:
       if declared > limit:
         await self._reject(scope, send_wrapper, too_large, request_id)
         return
+      if encoding not in ('identity', 'gzip', 'x-gzip'):
+        await self._reject(scope, send_wrapper, errors.UnsupportedMediaType(
+            f'unsupported Content-Encoding "{encoding}"; send the body as '
+            'is or gzip-compressed'), request_id)
+        return
+      inflate = None
+      if encoding != 'identity':
+        inflate = _Inflater(limit, too_large)
+        # The app sees the inflated body, so the encoding header goes.
+        scope = dict(scope, headers=[
+            (k, v) for k, v in scope['headers']
+            if k.lower() not in (b'content-encoding', b'content-length')])
       received = [0]
 
       async def receive_wrapper():
@@ -74,6 +120,9 @@ class GuardMiddleware:
           received[0] += len(message.get('body', b''))
           if received[0] > limit:
             raise too_large
+          if inflate is not None:
+            message = dict(message, body=inflate.feed(
+                message.get('body', b''), message.get('more_body', False)))
         return message
 
       await self.app(scope, receive_wrapper, send_wrapper)

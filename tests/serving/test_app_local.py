@@ -2,6 +2,7 @@
 
 import base64
 import glob
+import gzip
 import json
 import os
 import threading
@@ -283,6 +284,46 @@ def test_body_limit_declared_and_streamed(make_client, images):
   r = client.post('/predict', files={'file': ('a.png', b'\0' * 5000,
                                               'image/png')})
   assert r.status_code == 413 and r.json()['kind'] == 'body_too_large'
+  assert client.post(PREDICT, json={
+      'instances': [images[0].tolist()]}).status_code == 200
+
+
+def test_gzip_bodies_are_inflated_within_the_limit(make_client, images):
+  # TF Serving's REST API takes Content-Encoding: gzip; the limit applies to
+  # the inflated body, so a small compressed one cannot expand unbounded.
+  client = make_client(max_body_bytes=64 * 1024)
+  body = json.dumps({'instances': [images[0].tolist()] * 4}).encode()
+  packed = gzip.compress(body)
+  plain = client.post(PREDICT, content=body,
+                      headers={'content-type': 'application/json'}).json()
+  for path in (PREDICT, VERTEX):
+    r = client.post(path, content=packed, headers={
+        'content-type': 'application/json', 'content-encoding': 'gzip'})
+    assert r.status_code == 200, r.text
+    assert r.json()['predictions'] == plain['predictions']
+
+  def chunks(data):  # streamed, no content-length
+    for i in range(0, len(data), 100):
+      yield data[i:i + 100]
+  r = client.post(PREDICT, content=chunks(packed), headers={
+      'content-type': 'application/json', 'content-encoding': 'gzip'})
+  assert r.status_code == 200, r.text
+  bomb = gzip.compress(b'[' + b'0,' * 5_000_000 + b'0]')
+  assert len(bomb) < 64 * 1024
+  for content in (bomb, chunks(bomb)):
+    r = client.post(PREDICT, content=content, headers={
+        'content-type': 'application/json', 'content-encoding': 'gzip'})
+    assert r.status_code == 413 and 'larger than 65536 bytes' in r.text
+  for content, text in ((body, 'not valid gzip'),
+                        (packed[:len(packed) // 2], 'ends before')):
+    r = client.post('/predict', content=content, headers={
+        'content-type': 'application/json', 'content-encoding': 'gzip'})
+    assert r.status_code == 400 and r.json()['kind'] == 'malformed_gzip'
+    assert text in r.json()['error']
+  r = client.post(VERTEX, content=body, headers={
+      'content-type': 'application/json', 'content-encoding': 'br'})
+  assert r.status_code == 415
+  assert 'Content-Encoding "br"' in r.json()['error']['message']
   assert client.post(PREDICT, json={
       'instances': [images[0].tolist()]}).status_code == 200
 
