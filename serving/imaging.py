@@ -48,6 +48,11 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 def _to_gray(image: Image.Image) -> Image.Image:
   image = ImageOps.exif_transpose(image)
+  if image.mode.startswith('I'):
+    # A 16-bit grayscale PNG ('I;16', 'I'): PIL's convert('L') clips values
+    # above 255 instead of scaling them, which turns most of it white.
+    wide = np.asarray(image, dtype=np.float64) / 257.0
+    return Image.fromarray(np.clip(np.round(wide), 0, 255).astype(np.uint8))
   if image.mode in ('RGBA', 'LA', 'PA') or (
       image.mode == 'P' and 'transparency' in image.info):
     rgba = image.convert('RGBA')

@@ -39,6 +39,15 @@ def test_light_background_photo_is_inverted_resized_and_centred():
   assert px[13, 12:16].min() > 150
 
 
+def test_16_bit_grayscale_png_is_scaled_not_clipped():
+  rng = np.random.default_rng(1)
+  img = np.zeros((28, 28), np.uint8)
+  img[4:24, 6:22] = rng.integers(1, 256, (20, 16))
+  wide = Image.fromarray(img.astype(np.uint16) * 257)
+  assert wide.mode.startswith('I')
+  assert np.array_equal(imaging.to_pixels(_encode(wide)), img)
+
+
 def test_transparent_background_counts_as_light():
   rgba = np.zeros((40, 40, 4), np.uint8)
   rgba[10:30, 10:30] = (10, 10, 10, 255)  # opaque dark square
