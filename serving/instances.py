@@ -1,8 +1,9 @@
 """JSON request bodies -> a validated float32 pixel batch [N, 784].
 
 The proxy validates before calling any backend, so a bad instance gets a
-message naming it (and costs no model call). Accepted per instance: 28x28 or
-784 numbers in [0, 255], or `{"b64": "<base64 PNG/JPEG>"}` (TF Serving's
+message naming it (and costs no model call). Accepted per instance: 28x28
+(also with a channel axis, 28x28x1 or 1x28x28, as Keras arrays come) or 784
+numbers in [0, 255], or `{"b64": "<base64 PNG/JPEG>"}` (TF Serving's
 binary convention), either bare or under the input name `pixels`.
 """
 
@@ -20,6 +21,11 @@ from serving import imaging
 INPUT_NAME = signatures.PIXELS_INPUT
 SIGNATURES = ('serving_default', 'serving_uint8')
 _SHAPES = 'a 28x28 nested list or a flat list of 784 numbers'
+_SIZE = features.IMAGE_SIZE
+# Per-image shapes taken: the exported signature takes any shape of 784
+# pixels, and these are the ones a client means as one grayscale image.
+_IMAGE_SHAPES = ((_SIZE, _SIZE), (features.NUM_PIXELS,), (_SIZE, _SIZE, 1),
+                 (1, _SIZE, _SIZE))
 
 
 def _numbers(value: Any, where: str) -> np.ndarray:
@@ -44,11 +50,11 @@ def _describe(value: Any) -> str:
 
 def check_batch(arr: np.ndarray, where: str, integers: bool = False,
                 first_index: int = 0) -> np.ndarray:
-  """Checks shape [N, 28, 28] or [N, 784] and values; returns float32 [N, 784]."""
+  """Checks shape ([N, 28, 28], [N, 784], or with a channel axis of 1) and
+  values; returns float32 [N, 784]."""
   n = arr.shape[0] if arr.ndim else 0
   per_image = arr.shape[1:]
-  if n == 0 or per_image not in ((features.IMAGE_SIZE, features.IMAGE_SIZE),
-                                 (features.NUM_PIXELS,)):
+  if n == 0 or per_image not in _IMAGE_SHAPES:
     raise errors.InvalidInput(
         f'{where}: each image must be {_SHAPES}; got shape '
         f'{list(per_image) if n else list(arr.shape)}', kind='wrong_shape')

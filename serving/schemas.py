@@ -19,10 +19,22 @@ SQUARE_IMAGE = {'type': 'array', 'minItems': features.IMAGE_SIZE,
                           'minItems': features.IMAGE_SIZE,
                           'maxItems': features.IMAGE_SIZE},
                 'description': '28 rows of 28 pixels'}
+# With a channel axis of 1, as Keras arrays come (x[..., None]).
+CHANNELS_LAST_IMAGE = {
+    'type': 'array', 'minItems': features.IMAGE_SIZE,
+    'maxItems': features.IMAGE_SIZE,
+    'items': {'type': 'array', 'minItems': features.IMAGE_SIZE,
+              'maxItems': features.IMAGE_SIZE,
+              'items': {'type': 'array', 'items': _PIXEL, 'minItems': 1,
+                        'maxItems': 1}},
+    'description': '28x28x1: 28 rows of 28 one-channel pixels'}
+CHANNELS_FIRST_IMAGE = {'type': 'array', 'items': SQUARE_IMAGE, 'minItems': 1,
+                        'maxItems': 1, 'description': '1x28x28'}
 B64_IMAGE = {'type': 'object', 'required': ['b64'], 'additionalProperties': False,
              'properties': {'b64': {'type': 'string', 'format': 'byte',
                                     'description': 'base64 PNG or JPEG'}}}
-IMAGE = {'oneOf': [FLAT_IMAGE, SQUARE_IMAGE, B64_IMAGE]}
+IMAGE = {'oneOf': [FLAT_IMAGE, SQUARE_IMAGE, CHANNELS_LAST_IMAGE,
+                   CHANNELS_FIRST_IMAGE, B64_IMAGE]}
 INSTANCE = {'oneOf': [IMAGE, {
     'type': 'object', 'required': ['pixels'], 'additionalProperties': False,
     'properties': {'pixels': IMAGE}}]}

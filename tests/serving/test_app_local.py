@@ -35,6 +35,23 @@ def test_health_and_readiness(local_client):
   assert r.status_code == 200 and r.json()['status'] == 'ready'
 
 
+def test_keras_shaped_images_with_a_channel_axis(local_client, predict_fn,
+                                                 images):
+  # x_test[..., None] (28x28x1), as Keras users hold images; the SavedModel
+  # behind TF Serving takes it, so the proxy does too. 28x28x2 is no image.
+  want = direct(predict_fn, images[:3])['class_ids'].tolist()
+  for arr in (images[:3, :, :, None], images[:3, None, :, :]):
+    for path in (PREDICT, VERTEX):
+      r = local_client.post(path, json={'instances': arr.tolist()})
+      assert r.status_code == 200, r.text
+      assert [p['class_ids'] for p in r.json()['predictions']] == want
+  r = local_client.post('/predict', json={'pixels': images[0][:, :, None].tolist()})
+  assert r.status_code == 200 and r.json()['class_id'] == want[0]
+  r = local_client.post(PREDICT, json={'instances': np.repeat(
+      images[:1, :, :, None], 2, axis=3).tolist()})
+  assert r.status_code == 400 and 'got shape [28, 28, 2]' in r.json()['error']
+
+
 def test_same_predictions_as_the_savedmodel(local_client, predict_fn, images):
   """Proxy (JSON rows, PNG upload, Vertex b64) == SavedModel called directly."""
   want = direct(predict_fn, images)
