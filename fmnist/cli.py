@@ -45,6 +45,28 @@ _OWN_CODE = tuple(os.path.join(configs.REPO_ROOT, d) + os.sep
                             'monitoring'))
 
 
+# A path the user gave that cannot be read or written (an --output under a
+# file, a read-only --home): the user's to fix, so one line, not a traceback.
+# TensorFlow's file layer (tf.io.gfile, also behind gs://) raises its own
+# types, matched by name so the CLI need not import TensorFlow.
+_FILE_ERRORS = (FileNotFoundError, PermissionError, NotADirectoryError,
+                IsADirectoryError, FileExistsError)
+_TF_FILE_ERRORS = ('NotFoundError', 'PermissionDeniedError',
+                   'AlreadyExistsError')
+
+
+def _is_file_error(e: BaseException) -> bool:
+  if isinstance(e, _FILE_ERRORS):
+    return True
+  if not type(e).__module__.startswith('tensorflow'):
+    return False
+  name = type(e).__name__
+  # FailedPrecondition is also TensorFlow's error for graph bugs; only its
+  # "/a/file is not a directory" is a path problem.
+  return name in _TF_FILE_ERRORS or (name == 'FailedPreconditionError' and
+                                     'is not a directory' in str(e))
+
+
 class _ProgressFilter(logging.Filter):
   """Without --verbose: our own logs and TFX's component start/finish lines."""
 
@@ -115,6 +137,12 @@ def main(argv: Optional[List[str]] = None) -> int:
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if args.verbose or not _is_file_error(e):
+      raise
+    print(f'error: {e} (`fmnist -v {args.command} ...` shows where)',
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == '__main__':

@@ -36,6 +36,22 @@ def test_missing_source_is_one_clear_line(tmp_path):
   assert 'Traceback' not in result.stderr
 
 
+def test_a_path_that_cannot_be_written_is_one_clear_line(tmp_path):
+  # The user's to fix (a --home that is a file, an --output under a
+  # read-only mount): an `error:` line, exit 2; `-v` keeps the traceback.
+  home = tmp_path / 'a-file'
+  home.write_text('')
+  args = ('ingest', '--home', str(home), '--train-limit', '100',
+          '--test-limit', '100')
+  result = _fmnist(*args)
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.strip().splitlines()[-1] == (
+      f'error: {home} is not a directory (`fmnist -v ingest ...` shows where)')
+  assert 'Traceback' not in result.stderr
+  result = _fmnist('-v', *args)
+  assert result.returncode == 1 and 'Traceback' in result.stderr
+
+
 def test_pipeline_without_data_says_what_to_do(tmp_path, capsys):
   assert cli.main(['pipeline', 'run', '--home', str(tmp_path)]) == 2
   err = capsys.readouterr().err
