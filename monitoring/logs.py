@@ -3,13 +3,13 @@
 Rotated `*.jsonl` files and the `.jsonl.inprogress` file a running proxy is
 still writing are read alike, the latter up to its last complete line: a live
 proxy rotates hourly or at 64 MB, and a monitor that waited for that would not
-see the traffic of the last hour. A row whose pixels are a list of integers is kept whatever its
-length or values, so TFDV names wrong shapes and out-of-domain pixels as
-schema anomalies. A row that cannot be read as an instance at all (broken
-JSON, no pixel list, non-integer values, no timestamp) is skipped and counted;
-that is a logging fault, not something the model was sent. `Window`,
-`Instance` and these rules are shared with the BigQuery reader
-(monitoring/bigquery_logs.py).
+see the traffic of the last hour. A row whose pixels are a list of integers is
+kept whatever its length or values, so TFDV names wrong shapes and
+out-of-domain pixels as schema anomalies. A row that cannot be read as an
+instance at all (broken JSON, no pixel list, non-integer values, no
+timestamp) is skipped and counted; that is a logging fault, not something the
+model was sent. `Window`, `Instance` and these rules are shared with the
+BigQuery reader (monitoring/bigquery_logs.py).
 """
 
 import dataclasses

@@ -66,7 +66,8 @@ def test_reading_a_home_without_runs_creates_nothing(tmp_path, capsys,
   home = tmp_path / 'typo'
   assert cli.main(command + ['--home', str(home)]) == 2
   err = capsys.readouterr().err
-  assert err.startswith('error: no pipeline metadata at ') and 'fmnist run' in err
+  assert err.startswith('error: no pipeline metadata at ')
+  assert 'fmnist run' in err
   assert not home.exists()
 
 

@@ -45,7 +45,8 @@ def test_keras_shaped_images_with_a_channel_axis(local_client, predict_fn,
       r = local_client.post(path, json={'instances': arr.tolist()})
       assert r.status_code == 200, r.text
       assert [p['class_ids'] for p in r.json()['predictions']] == want
-  r = local_client.post('/predict', json={'pixels': images[0][:, :, None].tolist()})
+  r = local_client.post('/predict',
+                        json={'pixels': images[0][:, :, None].tolist()})
   assert r.status_code == 200 and r.json()['class_id'] == want[0]
   r = local_client.post(PREDICT, json={'instances': np.repeat(
       images[:1, :, :, None], 2, axis=3).tolist()})

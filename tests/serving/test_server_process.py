@@ -185,7 +185,8 @@ def test_serve_port_in_use(model_home, capsys):
 def test_serve_port_out_of_range(model_home, capsys, port):
   code, _, err = _fmnist(['serve', '--home', model_home['home'], '--port',
                           port], capsys)
-  assert code == 2 and err == f'error: --port {port}: expected a TCP port, 0 to 65535\n'
+  assert code == 2
+  assert err == f'error: --port {port}: expected a TCP port, 0 to 65535\n'
 
 
 def test_serve_help_lists_the_flags(capsys):
