@@ -14,6 +14,8 @@ traceback here and answered with a 500 naming the request id.
 """
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hmac
 import json
@@ -44,6 +46,9 @@ from serving.config import ServingConfig
 _log = logging.getLogger(__name__)
 _READY_CACHE_S = 1.0
 _IMAGE_TYPES = ('image/png', 'image/jpeg', 'application/octet-stream')
+
+
+_UNREAD = object()  # a request body not read yet
 
 
 def _json(body: Any, status: int = 200, headers=None) -> responses.Response:
@@ -105,7 +110,10 @@ class _Service:
                  err.status, headers)
 
   async def _body_json(self, request: fastapi.Request) -> Any:
-    body = await request.body()
+    return self._parse_json(await request.body())
+
+  @staticmethod
+  def _parse_json(body: bytes) -> Any:
     try:
       return jsonio.loads(body)
     except RecursionError:
@@ -215,11 +223,14 @@ class _Service:
 
   async def tfserving_predict(self, request: fastapi.Request, name: str,
                               version: Optional[str],
-                              label: Optional[str] = None
-                              ) -> responses.Response:
+                              label: Optional[str] = None,
+                              body: Any = _UNREAD) -> responses.Response:
+    """TF Serving's predict; `body` is the parsed request when the caller
+    has unwrapped it already (rawPredict through Google's client)."""
     with self.metrics.in_flight.track():
       self._check_model(name, version)
-      body = await self._body_json(request)
+      if body is _UNREAD:
+        body = await self._body_json(request)
       signature = (body.get('signature_name') or 'serving_default'
                    if isinstance(body, dict) else None)
       if signature is not None and signature not in instances.SIGNATURES:
@@ -280,6 +291,39 @@ class _Service:
            'modelVersionId': p.model_version}
     out.update(p.extra)
     return _json(out)
+
+  async def vertex_raw_predict(self, request: fastapi.Request
+                               ) -> responses.Response:
+    """Vertex's rawPredict: the body goes to the model server (TF Serving's
+    predict here) and its answer comes back unchanged.
+
+    Sent raw (curl, `aiplatform.Endpoint.raw_predict`), body and answer are
+    TF Serving's JSON. Google's generated client (REST transport, `$alt=json`)
+    sends a RawPredictRequest, `{"httpBody": {"contentType", "data": base64}}`,
+    and reads the answer as an HttpBody message in the same shape.
+    """
+    name = self.config.model_name
+    if not request.query_params.get('$alt', '').startswith('json'):
+      return await self.tfserving_predict(request, name, None)
+    message = await self._body_json(request)
+    http_body = message.get('httpBody') if isinstance(message, dict) else None
+    if not isinstance(http_body, dict) or not isinstance(
+        http_body.get('data', ''), str):
+      raise errors.InvalidInput(
+          'with $alt=json the body must be a RawPredictRequest: {"httpBody": '
+          '{"contentType": "application/json", "data": "<base64 JSON>"}}',
+          kind='malformed_request')
+    try:
+      data = base64.b64decode(http_body.get('data', ''), altchars=b'-_',
+                              validate=False)
+    except (binascii.Error, ValueError):
+      raise errors.InvalidInput('"httpBody.data" is not valid base64',
+                                kind='bad_base64') from None
+    answer = await self.tfserving_predict(request, name, None,
+                                          body=self._parse_json(data))
+    return _json({'contentType': answer.media_type,
+                  'data': base64.b64encode(answer.body).decode('ascii')},
+                 headers={'X-Model-Version': answer.headers['X-Model-Version']})
 
   async def readiness(self) -> responses.Response:
     now = time.monotonic()
@@ -427,6 +471,17 @@ def create_app(config: ServingConfig,
     del endpoint  # any endpoint id: this proxy is the endpoint
     return await svc.guarded(
         request, lambda: svc.vertex_predict(request, project, location))
+
+  @routes.direct(app, '/v1/projects/{project}/locations/{location}/endpoints/'
+                 '{endpoint}:rawPredict', 'POST',
+                 summary='Vertex AI rawPredict (TF Serving body and answer)',
+                 openapi_extra=schemas.tfserving_predict(
+                     max_n, schemas.GOOGLE_ERROR))
+  async def vertex_raw_predict(request: fastapi.Request, project: str,
+                               location: str, endpoint: str):
+    # Errors in Google's shape, as for every /v1/projects path.
+    del project, location, endpoint
+    return await svc.guarded(request, lambda: svc.vertex_raw_predict(request))
 
   @app.get('/healthz', summary='Alive (the process answers)')
   async def healthz():

@@ -76,7 +76,10 @@ def _responses(ok: Dict[str, Any], error: Dict[str, Any]) -> Dict:
           504: {'description': 'Backend too slow', **err}}
 
 
-def tfserving_predict(max_instances: int) -> Dict[str, Any]:
+def tfserving_predict(max_instances: int,
+                      error: Dict[str, Any] = None) -> Dict[str, Any]:
+  """TF Serving's predict; also Vertex's rawPredict (its body goes to the
+  model server as is), whose errors have Google's shape (`error`)."""
   batch = {'type': 'array', 'items': IMAGE, 'minItems': 1,
            'maxItems': max_instances}
   request = {'type': 'object', 'properties': {
@@ -96,7 +99,7 @@ def tfserving_predict(max_instances: int) -> Dict[str, Any]:
           'class_ids': {'type': 'array', 'items': {'type': 'integer'}},
           'class_names': {'type': 'array', 'items': {'type': 'string'}}}}}}
   return {**_json_body(request, {'instances': [_ZEROS]}),
-          'responses': _responses(response, ERROR)}
+          'responses': _responses(response, error or ERROR)}
 
 
 def vertex_predict(max_instances: int) -> Dict[str, Any]:

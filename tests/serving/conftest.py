@@ -1,13 +1,17 @@
 """Fixtures: one real SavedModel per session, apps and loopback servers."""
 
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
+import uvicorn
 
 from serving import app as app_lib
 
 from asgi_client import AppClient  # pylint: disable=g-bad-import-order
+import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
 import model_fixture  # pylint: disable=g-bad-import-order
 from model_fixture import make_config  # pylint: disable=g-bad-import-order
 
@@ -77,3 +81,23 @@ def local_client(model_home, tmp_path_factory):
   config = make_config(model_home, tmp, max_instances=16)
   with AppClient(app_lib.create_app(config)) as client:
     yield client
+
+
+@pytest.fixture(scope='module')
+def live_proxy(model_home, tmp_path_factory):
+  """The real app under uvicorn on 127.0.0.1 (max 4 instances): its URL."""
+  config = make_config(model_home, tmp_path_factory.mktemp('live'),
+                       max_instances=4)
+  port = loopback.free_port()
+  server = uvicorn.Server(uvicorn.Config(
+      app_lib.create_app(config), host='127.0.0.1', port=port,
+      log_level='warning', lifespan='on'))
+  thread = threading.Thread(target=server.run, daemon=True)
+  thread.start()
+  deadline = time.monotonic() + 60
+  while not server.started:
+    assert time.monotonic() < deadline, 'the proxy did not start'
+    time.sleep(0.05)
+  yield f'http://127.0.0.1:{port}'
+  server.should_exit = True
+  thread.join(30)

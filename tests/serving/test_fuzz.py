@@ -9,39 +9,15 @@ to keep as a regression case in test_app_local.py, as the nested-JSON and
 multipart findings are.
 """
 
-import threading
-import time
-
 import hypothesis
 import pytest
 import schemathesis
-import uvicorn
-
-from serving import app as app_lib
-
-import loopback  # tests/loopback.py  # pylint: disable=g-bad-import-order
-from model_fixture import make_config  # pylint: disable=g-bad-import-order
 
 
 @pytest.fixture(scope='module')
-def proxy_schema(model_home, tmp_path_factory):
+def proxy_schema(live_proxy):
   """The real app on 127.0.0.1, and its schema as schemathesis loads it."""
-  config = make_config(model_home, tmp_path_factory.mktemp('fuzz'),
-                       max_instances=4)
-  port = loopback.free_port()
-  server = uvicorn.Server(uvicorn.Config(
-      app_lib.create_app(config), host='127.0.0.1', port=port,
-      log_level='warning', lifespan='on'))
-  thread = threading.Thread(target=server.run, daemon=True)
-  thread.start()
-  deadline = time.monotonic() + 60
-  while not server.started:
-    assert time.monotonic() < deadline, 'the proxy did not start'
-    time.sleep(0.05)
-  base = f'http://127.0.0.1:{port}'
-  yield schemathesis.openapi.from_url(f'{base}/openapi.json')
-  server.should_exit = True
-  thread.join(30)
+  return schemathesis.openapi.from_url(f'{live_proxy}/openapi.json')
 
 
 @pytest.mark.parametrize('mode', ['positive', 'negative'])
