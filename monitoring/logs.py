@@ -169,24 +169,24 @@ def log_files(log_dir: str) -> List[str]:
   return sorted(done | {p for p in live if p[:-len(_IN_PROGRESS)] not in done})
 
 
-def _mtime(path: str) -> float:
-  """Modification time; an in-progress file renamed meanwhile has its new
-  name's (the rename keeps it)."""
+def _at_current_name(action, path: str):
+  """`action(path)`, or `action` of the rotated name if the in-progress file
+  was renamed since it was listed (the rename keeps content and mtime)."""
   try:
-    return os.path.getmtime(path)
+    return action(path)
   except FileNotFoundError:
     if path.endswith(_IN_PROGRESS):
-      return _mtime(path[:-len(_IN_PROGRESS)])
+      return action(path[:-len(_IN_PROGRESS)])
     raise
+
+
+def _mtime(path: str) -> float:
+  return _at_current_name(os.path.getmtime, path)
 
 
 def _open(path: str):
-  try:
-    return open(path, encoding='utf-8', errors='replace')
-  except FileNotFoundError:
-    if path.endswith(_IN_PROGRESS):  # rotated since it was listed
-      return _open(path[:-len(_IN_PROGRESS)])
-    raise
+  return _at_current_name(
+      lambda p: open(p, encoding='utf-8', errors='replace'), path)
 
 
 def _read_file(path: str, since: Optional[datetime.datetime],
