@@ -59,7 +59,10 @@ class ModelConfig:
   # decoupled (Keras subtracts weight * weight_decay * lr each step), so its
   # useful range depends on the optimizer's learning rate.
   optimizer: str = 'adam'
-  learning_rate: float = 1e-3
+  # 2e-3 since the night of 2026-12-05 (1e-3 before, and in the seeds): on `eval`, 28
+  # epochs, three seeds, +0.18 points on average with the served TTA, up in
+  # all three; its test run 0.9476 against 0.9453 (README "The model").
+  learning_rate: float = 2e-3
   momentum: float = 0.9
   clipnorm: float = 1.0
   weight_decay: float = 1e-5
@@ -164,4 +167,5 @@ SEEDS = {
     'rotation_degrees': 15.0, 'shift_fraction': 0.15, 'shear_fraction': 0.15,
     'zoom_fraction': 0.15, 'augment_probability': 0.3, 'epochs': 30,
     'lr_schedule': 'plateau', 'flip_tta': False, 'shift_tta': False,
+    'learning_rate': 1e-3,
 }

@@ -35,7 +35,7 @@ def test_default_architecture_is_the_measured_recipe():
       0.0, 0.0, 0.0, 0.2]
   opt = model.optimizer
   assert isinstance(opt, keras.optimizers.Adam)
-  assert float(opt.learning_rate.numpy()) == pytest.approx(1e-3)
+  assert float(opt.learning_rate.numpy()) == pytest.approx(2e-3)
   assert opt.clipnorm == 1.0 and opt.weight_decay == pytest.approx(1e-5)
   assert model.output_shape == (None, features.NUM_CLASSES)
   assert model.name == 'custom-cnn-16-32-128-512-0.0-0.2'
@@ -52,8 +52,8 @@ def test_the_seeds_recipe_stays_reachable():
   assert [l.rate for l in _layers(model, keras.layers.Dropout)] == [
       0.25, 0.25, 0.25, 0.5]
   assert (cfg.rotation_degrees, cfg.augment_probability, cfg.lr_schedule,
-          cfg.epochs, cfg.flip_tta, cfg.shift_tta) == (
-              15.0, 0.3, 'plateau', 30, False, False)
+          cfg.epochs, cfg.flip_tta, cfg.shift_tta, cfg.learning_rate) == (
+              15.0, 0.3, 'plateau', 30, False, False, 1e-3)
 
 
 def test_residual_blocks_add_the_input_back_and_pool_globally():

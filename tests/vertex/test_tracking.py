@@ -75,7 +75,7 @@ def test_logs_params_epochs_and_confusion_matrix(fake_vertex):
   assert final['_state'] == 'COMPLETE'
   params = final['_params']
   assert params['conv_filters'] == '16,32,128'
-  assert params['learning_rate'] == pytest.approx(1e-3)
+  assert params['learning_rate'] == pytest.approx(2e-3)
   metrics = final['_metrics']
   assert 0.0 <= metrics['macro_f1'] <= 1.0
   assert len([k for k in metrics if k.startswith('recall_')]) == 10
