@@ -200,7 +200,9 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - start
     tta = tta_accuracies(model, xv, yv)
     results['recipes'][name] = {
-        'params': params, 'val_accuracy_last': val[-1],
+        # The whole configuration trained: defaults change between sessions.
+        'params': params, 'config': cfg.to_dict(),
+        'val_accuracy_last': val[-1],
         'val_accuracy_best': max(val), 'val_accuracy_per_epoch': val,
         'val_accuracy_tta': tta,
         'seconds_per_epoch': seconds / cfg.epochs,
