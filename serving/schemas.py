@@ -5,7 +5,7 @@ shapes and to validate pixels with useful messages), so FastAPI cannot infer
 these; they are declared here and tests post every example to the server.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from models import features
 
@@ -77,7 +77,8 @@ def _responses(ok: Dict[str, Any], error: Dict[str, Any]) -> Dict:
 
 
 def tfserving_predict(max_instances: int,
-                      error: Dict[str, Any] = None) -> Dict[str, Any]:
+                      error: Optional[Dict[str, Any]] = None
+                      ) -> Dict[str, Any]:
   """TF Serving's predict; also Vertex's rawPredict (its body goes to the
   model server as is), whose errors have Google's shape (`error`)."""
   batch = {'type': 'array', 'items': IMAGE, 'minItems': 1,
