@@ -137,6 +137,18 @@ def mixup_dataset(x: np.ndarray, y: np.ndarray, batch_size: int,
           .map(mix).prefetch(2))
 
 
+def _clean_training(model) -> None:
+  """Turns the model's training-time augmentation off (a prototype for
+  `--clean-final-epochs`: does fine-tuning on the images as served, after
+  training on shifted and mirrored ones, pay on `eval`?)."""
+  for layer in model.layers:
+    if layer.name == 'augment':
+      layer.probability, layer.horizontal_flip = 0.0, False
+    elif layer.name == 'erase':
+      layer.probability = 0.0
+  model.train_function = None
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--epochs', type=int, default=8)
@@ -150,6 +162,9 @@ def main(argv=None) -> int:
   p.add_argument('--mixup', type=float, default=0.0,
                  help='train with mixup, Beta(ALPHA, ALPHA) weights '
                       '(0: off; a prototype measured on eval)')
+  p.add_argument('--clean-final-epochs', type=int, default=0,
+                 help='train the last K epochs without augmentation (a '
+                      'prototype measured on eval: 0 is off)')
   p.add_argument('--output', default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), 'results', 'recipes.json'))
   args = p.parse_args(argv)
@@ -157,6 +172,11 @@ def main(argv=None) -> int:
     p.error(f'--train-fraction must be in (0, 1], got {args.train_fraction}')
   if args.mixup < 0:
     p.error(f'--mixup must be >= 0, got {args.mixup}')
+  if not 0 <= args.clean_final_epochs < args.epochs:
+    p.error(f'--clean-final-epochs must be in [0, --epochs), got '
+            f'{args.clean_final_epochs}')
+  if args.clean_final_epochs and args.mixup:
+    p.error('--clean-final-epochs and --mixup do not combine')
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   from models import model as model_lib  # pylint: disable=g-import-not-at-top
   common = {k: json.loads(v) for k, v in
@@ -170,7 +190,8 @@ def main(argv=None) -> int:
         f'images; {args.epochs} epochs; common {common}', flush=True)
   results = {'hardware': hardware.describe(), 'epochs': args.epochs,
              'common': common, 'train_images': len(x),
-             'mixup_alpha': args.mixup, 'recipes': {}}
+             'mixup_alpha': args.mixup,
+             'clean_final_epochs': args.clean_final_epochs, 'recipes': {}}
   for name, params in RECIPES.items():
     if args.only and args.only not in name or (
         args.only in RECIPES and args.only != name):
@@ -193,10 +214,19 @@ def main(argv=None) -> int:
           epochs=cfg.epochs, callbacks=callbacks, verbose=2)
       val = history.history['val_accuracy']
     else:
-      history = model.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs,
+      augmented = cfg.epochs - args.clean_final_epochs
+      history = model.fit(x, y, validation_data=(xv, yv), epochs=augmented,
                           batch_size=cfg.batch_size, callbacks=callbacks,
                           verbose=2)
       val = history.history['val_sparse_categorical_accuracy']
+      if args.clean_final_epochs:
+        # The same optimizer state and LR schedule go on; the augmentation
+        # layer becomes the identity and the training step is traced anew.
+        _clean_training(model)
+        val += model.fit(
+            x, y, validation_data=(xv, yv), initial_epoch=augmented,
+            epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks,
+            verbose=2).history['val_sparse_categorical_accuracy']
     seconds = time.perf_counter() - start
     tta = tta_accuracies(model, xv, yv)
     results['recipes'][name] = {
