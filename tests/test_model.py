@@ -39,8 +39,9 @@ def test_default_architecture_is_the_measured_recipe():
   assert opt.clipnorm == 1.0 and opt.weight_decay == pytest.approx(1e-5)
   assert model.output_shape == (None, features.NUM_CLASSES)
   assert model.name == 'custom-cnn-16-32-128-512-0.0-0.2'
-  assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta, cfg.shift_tta) == (
-      'cosine', 28, True, True)
+  assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta, cfg.shift_tta,
+          cfg.label_smoothing) == ('cosine', 28, True, True, 0.1)
+  assert model.loss != 'sparse_categorical_crossentropy'  # smoothed
 
 
 def test_the_seeds_recipe_stays_reachable():
@@ -52,8 +53,10 @@ def test_the_seeds_recipe_stays_reachable():
   assert [l.rate for l in _layers(model, keras.layers.Dropout)] == [
       0.25, 0.25, 0.25, 0.5]
   assert (cfg.rotation_degrees, cfg.augment_probability, cfg.lr_schedule,
-          cfg.epochs, cfg.flip_tta, cfg.shift_tta, cfg.learning_rate) == (
-              15.0, 0.3, 'plateau', 30, False, False, 1e-3)
+          cfg.epochs, cfg.flip_tta, cfg.shift_tta, cfg.learning_rate,
+          cfg.label_smoothing) == (
+              15.0, 0.3, 'plateau', 30, False, False, 1e-3, 0.0)
+  assert model.loss == 'sparse_categorical_crossentropy'
 
 
 def test_residual_blocks_add_the_input_back_and_pool_globally():
@@ -186,8 +189,10 @@ def test_whole_pixel_shift_moves_the_image_without_resampling():
 def test_label_smoothing_spreads_the_target():
   """With smoothing s, the target is 1 - s + s/10 on the label and s/10
   elsewhere; 0 keeps Keras' sparse cross-entropy."""
-  assert model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8)
-                              ).loss == 'sparse_categorical_crossentropy'
+  unsmoothed = ModelConfig(conv_filters=(4,), dense_units=8,
+                           label_smoothing=0.0)
+  assert model_lib.build_model(unsmoothed).loss == (
+      'sparse_categorical_crossentropy')
   model = model_lib.build_model(ModelConfig(conv_filters=(4,), dense_units=8,
                                             label_smoothing=0.1))
   probabilities = np.full((2, 10), 0.05, np.float32)
