@@ -41,7 +41,8 @@ def markdown(s: summary.RunSummary, figures: dict) -> str:
       f'Test accuracy **{o["accuracy"]:.4f}** (95 % CI {low:.4f}–{high:.4f}; '
       f'TFMA, {o["example_count"]:.0f} test images), loss {o["loss"]:.4f}, '
       f'macro precision {o["macro_precision"]:.4f}, recall '
-      f'{o["macro_recall"]:.4f}, F1 {o["macro_f1_score"]:.4f}; {s.epochs} '
+      f'{o["macro_recall"]:.4f}, F1 {o["macro_f1_score"]:.4f}, ECE '
+      f'{o["ece"]:.4f}; {s.epochs} '
       f'epochs; blessed: {s.blessed}.', '',
       f'Training: {figures["seconds_per_epoch"]:.0f} s per epoch, '
       f'{figures["images_per_s"]:.0f} images/s, '
@@ -77,6 +78,8 @@ def figures_of(s: summary.RunSummary, cfg: configs.PipelineConfig) -> dict:
                                             alpha=0.05, method='beta')
   return {
       'accuracy': o['accuracy'], 'accuracy_ci95': [low, high],
+      # Calibration moves with recipe changes such as label smoothing.
+      'loss': o['loss'], 'ece': o['ece'],
       'test_images': n, 'epochs': s.epochs, 'train_images': train_images,
       'seconds_per_epoch': train / max(s.epochs, 1),
       'images_per_s': images_per_s, 'forward_mflop': flops / 1e6,
