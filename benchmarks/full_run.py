@@ -43,7 +43,10 @@ def markdown(s: summary.RunSummary, figures: dict) -> str:
       f'macro precision {o["macro_precision"]:.4f}, recall '
       f'{o["macro_recall"]:.4f}, F1 {o["macro_f1_score"]:.4f}, ECE '
       f'{o["ece"]:.4f}; {s.epochs} '
-      f'epochs; blessed: {s.blessed}.', '',
+      f'epochs; blessed: {s.blessed}.'
+      + (f' Served temperature {s.temperature["temperature"]:.3f} (fitted on '
+         f'`eval`: NLL {s.temperature["nll_before"]:.4f} -> '
+         f'{s.temperature["nll_after"]:.4f}).' if s.temperature else ''), '',
       f'Training: {figures["seconds_per_epoch"]:.0f} s per epoch, '
       f'{figures["images_per_s"]:.0f} images/s, '
       f'{100 * figures["peak_fraction"]:.0f} % of an estimated '
@@ -87,7 +90,9 @@ def figures_of(s: summary.RunSummary, cfg: configs.PipelineConfig) -> dict:
                                                   peak,
       'trainer_seconds': train, 'total_seconds': s.total_seconds,
       'components': {c.node_id: round(c.seconds, 1) for c in s.components},
-      'blessed': s.blessed}
+      'blessed': s.blessed,
+      # The served temperature's fit on `eval` (None when it is off).
+      'temperature': s.temperature}
 
 
 def table(results: dict) -> str:

@@ -11,7 +11,8 @@ probabilities on the image and its mirror image (horizontal-flip test-time
 augmentation), so TFMA, the monitor and the proxy all see the same model.
 `shift_tta` adds the image moved by one pixel up, down, left and right
 (edges repeated), each mirrored too with `flip_tta`: 10 views in one batched
-call of the network.
+call of the network. A `temperature` other than 1 rescales that mean
+(`models/temperature.py`, fitted on `eval` by the Trainer); class ids stay.
 """
 
 from typing import Dict
@@ -20,6 +21,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models import features
+from models import temperature as temperature_lib
 
 PROBABILITIES = 'probabilities'
 CLASS_IDS = 'class_ids'
@@ -46,19 +48,26 @@ def _views(flat: tf.Tensor, flip_tta: bool, shift_tta: bool) -> list:
   return views
 
 
-def _predictions(model, transformed: Dict[str, tf.Tensor],
-                 flip_tta: bool = False,
-                 shift_tta: bool = False) -> Dict[str, tf.Tensor]:
-  flat = transformed[features.transformed_name(features.IMAGE_KEY)]
+def averaged_probabilities(model, flat: tf.Tensor, flip_tta: bool = False,
+                           shift_tta: bool = False) -> tf.Tensor:
+  """[N, 784] transformed images -> the model's probabilities averaged over
+  the test-time views (before any temperature)."""
   views = _views(flat, flip_tta, shift_tta)
   if len(views) == 1:
-    probabilities = model(flat, training=False)
-  else:
-    # One call over all views: a batch of 10 costs less than 10 batches of 1.
-    batch = tf.reshape(tf.concat(views, axis=0), [-1, features.NUM_PIXELS])
-    per_view = tf.reshape(model(batch, training=False),
-                          [len(views), -1, features.NUM_CLASSES])
-    probabilities = tf.reduce_mean(per_view, axis=0)
+    return model(flat, training=False)
+  # One call over all views: a batch of 10 costs less than 10 batches of 1.
+  batch = tf.reshape(tf.concat(views, axis=0), [-1, features.NUM_PIXELS])
+  per_view = tf.reshape(model(batch, training=False),
+                        [len(views), -1, features.NUM_CLASSES])
+  return tf.reduce_mean(per_view, axis=0)
+
+
+def _predictions(model, transformed: Dict[str, tf.Tensor],
+                 flip_tta: bool = False, shift_tta: bool = False,
+                 temperature: float = 1.0) -> Dict[str, tf.Tensor]:
+  flat = transformed[features.transformed_name(features.IMAGE_KEY)]
+  probabilities = temperature_lib.apply(
+      averaged_probabilities(model, flat, flip_tta, shift_tta), temperature)
   class_ids = tf.argmax(probabilities, axis=1)
   names = tf.constant(features.CLASS_NAMES)
   return {
@@ -95,7 +104,8 @@ def _raw_pixels_to_features(pixels: tf.Tensor) -> Dict[str, tf.Tensor]:
 
 
 def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
-                            flip_tta: bool = False, shift_tta: bool = False):
+                            flip_tta: bool = False, shift_tta: bool = False,
+                            temperature: float = 1.0):
   """Returns the signatures to save with the model."""
   # Tracked as an attribute so the Transform assets are saved with the model.
   model.tft_layer = tf_transform_output.transform_features_layer()
@@ -104,7 +114,7 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
 
   def predict_pixels(pixels):
     return _predictions(model, model.tft_layer(_raw_pixels_to_features(pixels)),
-                        flip_tta, shift_tta)
+                        flip_tta, shift_tta, temperature)
 
   @tf.function(input_signature=[
       tf.TensorSpec(shape=None, dtype=tf.float32, name=PIXELS_INPUT)])
@@ -120,7 +130,8 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
       tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
   def serve_examples(serialized):
     raw = tf.io.parse_example(serialized, serving_spec)
-    return _predictions(model, model.tft_layer(raw), flip_tta, shift_tta)
+    return _predictions(model, model.tft_layer(raw), flip_tta, shift_tta,
+                        temperature)
 
   @tf.function(input_signature=[
       tf.TensorSpec(shape=[None], dtype=tf.string, name='examples')])
@@ -137,6 +148,6 @@ def make_serving_signatures(model, tf_transform_output: tft.TFTransformOutput,
 
 def export(model, tf_transform_output: tft.TFTransformOutput,
            export_dir: str, flip_tta: bool = False,
-           shift_tta: bool = False) -> None:
+           shift_tta: bool = False, temperature: float = 1.0) -> None:
   tf.saved_model.save(model, export_dir, signatures=make_serving_signatures(
-      model, tf_transform_output, flip_tta, shift_tta))
+      model, tf_transform_output, flip_tta, shift_tta, temperature))

@@ -18,11 +18,13 @@ from tfx_bsl.public import tfxio
 from models import features
 from models import model as model_lib
 from models import signatures
+from models import temperature
 from models import tracking
 from models.config import ModelConfig
 
 MODEL_CONFIG_KEY = 'model'
 HISTORY_FILE = 'history.json'
+TEMPERATURE_FILE = 'temperature.json'
 
 
 def without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -90,6 +92,36 @@ def in_memory_dataset(arrays: Tuple[Dict[str, np.ndarray], np.ndarray],
                  tf.gather(y, i))).prefetch(2))
 
 
+def served_probabilities(model, images: np.ndarray, cfg: ModelConfig,
+                         batch_size: int = 512) -> np.ndarray:
+  """[N, 784] transformed images -> what the exported signatures would
+  answer before their temperature (the mean over the TTA views)."""
+  return np.concatenate([
+      signatures.averaged_probabilities(
+          model, tf.constant(images[i:i + batch_size]), cfg.flip_tta,
+          cfg.shift_tta).numpy()
+      for i in range(0, len(images), batch_size)])
+
+
+def fit_temperature(model, eval_arrays, cfg: ModelConfig, run_dir: str
+                    ) -> float:
+  """Fits the served temperature on `eval` and records the fit in
+  `run_dir/temperature.json`."""
+  x, y = eval_arrays
+  probabilities = served_probabilities(
+      model, x[features.transformed_name(features.IMAGE_KEY)], cfg)
+  fit = temperature.summary(probabilities, y, temperature.fit(probabilities, y))
+  logging.info('Temperature %.3f on %d eval images: NLL %.4f -> %.4f, mean '
+               'top probability %.3f -> %.3f at accuracy %.4f',
+               fit['temperature'], fit['examples'], fit['nll_before'],
+               fit['nll_after'], fit['mean_top_probability_before'],
+               fit['mean_top_probability_after'], fit['accuracy'])
+  tf.io.gfile.makedirs(run_dir)
+  with tf.io.gfile.GFile(os.path.join(run_dir, TEMPERATURE_FILE), 'w') as f:
+    json.dump(fit, f, indent=1)
+  return fit['temperature']
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
   cfg = ModelConfig.from_dict(
       (fn_args.custom_config or {}).get(MODEL_CONFIG_KEY, {}))
@@ -123,6 +155,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       os.path.join(fn_args.model_run_dir, HISTORY_FILE), 'w') as f:
     json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()},
               f)
+  t = 1.0
+  if cfg.temperature_scaling:
+    t = fit_temperature(
+        model, eval_arrays if cfg.in_memory else read_split(
+            fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
+            cfg),
+        cfg, fn_args.model_run_dir)
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir,
-                    cfg.flip_tta, cfg.shift_tta)
+                    cfg.flip_tta, cfg.shift_tta, t)
   logging.info('Exported %s to %s', cfg.run_name(), fn_args.serving_model_dir)

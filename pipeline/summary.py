@@ -70,6 +70,8 @@ class RunSummary:
   history: Dict[str, List[float]] = dataclasses.field(default_factory=dict)
   # Why the Blessing step blessed or blocked the model (which test, numbers).
   blessing_reason: Optional[str] = None
+  # The served temperature's fit on `eval` (`temperature.json`), if any.
+  temperature: Optional[Dict[str, float]] = None
 
   @property
   def epochs(self) -> int:
@@ -244,12 +246,7 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
                    if 'blessed' in b.custom_properties), None)
   pushed = first('PushedModel')
   model_run = first('ModelRun')
-  history = {}
-  if model_run is not None:
-    path = os.path.join(model_run.uri, trainer.HISTORY_FILE)
-    if tf.io.gfile.exists(path):
-      with tf.io.gfile.GFile(path) as f:
-        history = json.load(f)
+  history = _read_json(model_run, trainer.HISTORY_FILE) or {}
   metrics = None
   if evaluation_artifact is not None and os.path.isdir(evaluation_artifact.uri):
     metrics = load_eval_metrics(evaluation_artifact.uri)
@@ -267,9 +264,21 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
                blessing.custom_properties['blessed'].int_value == 1),
       pushed_to=pushed_to,
       history=history,
+      temperature=_read_json(model_run, trainer.TEMPERATURE_FILE),
       blessing_reason=(blessing.custom_properties['reason'].string_value
                        if blessing is not None and
                        'reason' in blessing.custom_properties else None))
+
+
+def _read_json(model_run, name: str) -> Optional[Dict]:
+  """A JSON file the Trainer wrote in its run dir, None if absent."""
+  if model_run is None:
+    return None
+  path = os.path.join(model_run.uri, name)
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
 
 
 def format_summary(s: RunSummary) -> str:
@@ -288,6 +297,15 @@ def format_summary(s: RunSummary) -> str:
     val = s.history.get('val_sparse_categorical_accuracy', [])
     lines.append(f'  trained {s.epochs} epochs in {train:.0f} s'
                  + (f', best validation accuracy {max(val):.4f}' if val else ''))
+  if s.temperature:
+    t = s.temperature
+    lines.append(
+        f'  served temperature {t["temperature"]:.3f} (fitted on '
+        f'{t["examples"]} eval images: NLL {t["nll_before"]:.4f} -> '
+        f'{t["nll_after"]:.4f}, mean top probability '
+        f'{t["mean_top_probability_before"]:.3f} -> '
+        f'{t["mean_top_probability_after"]:.3f} at accuracy '
+        f'{t["accuracy"]:.4f})')
   lines.append('')
   if s.metrics:
     o = s.metrics.overall

@@ -86,6 +86,10 @@ def test_first_span_trains_evaluates_and_pushes(home, capsys):
   assert 0.0 <= s.metrics.overall['ece'] <= 1.0
   assert len(s.metrics.per_class) == features.NUM_CLASSES
   assert 'test accuracy' in out and 'pushed to' in out
+  # The default fits its served temperature on the span's eval split.
+  assert s.temperature['examples'] == 200
+  assert s.temperature['nll_after'] <= s.temperature['nll_before']
+  assert 'served temperature' in out
 
   base = os.path.join(home, 'serving_model')
   versions = pusher.pushed_versions(base)

@@ -40,7 +40,8 @@ def test_default_architecture_is_the_measured_recipe():
   assert model.output_shape == (None, features.NUM_CLASSES)
   assert model.name == 'custom-cnn-16-32-128-512-0.0-0.2'
   assert (cfg.lr_schedule, cfg.epochs, cfg.flip_tta, cfg.shift_tta,
-          cfg.label_smoothing) == ('cosine', 28, True, True, 0.1)
+          cfg.label_smoothing, cfg.temperature_scaling) == (
+              'cosine', 28, True, True, 0.1, True)
   assert model.loss != 'sparse_categorical_crossentropy'  # smoothed
 
 
@@ -54,8 +55,8 @@ def test_the_seeds_recipe_stays_reachable():
       0.25, 0.25, 0.25, 0.5]
   assert (cfg.rotation_degrees, cfg.augment_probability, cfg.lr_schedule,
           cfg.epochs, cfg.flip_tta, cfg.shift_tta, cfg.learning_rate,
-          cfg.label_smoothing) == (
-              15.0, 0.3, 'plateau', 30, False, False, 1e-3, 0.0)
+          cfg.label_smoothing, cfg.temperature_scaling) == (
+              15.0, 0.3, 'plateau', 30, False, False, 1e-3, 0.0, False)
   assert model.loss == 'sparse_categorical_crossentropy'
 
 

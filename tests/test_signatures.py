@@ -113,3 +113,31 @@ def test_shift_tta_adds_the_image_moved_one_pixel_each_way(
   # The views differ: a model on the plain image alone answers otherwise.
   assert not np.allclose(expected, model.predict(x.reshape(16, 784),
                                                  verbose=0), atol=1e-3)
+
+
+def test_a_temperature_rescales_the_tta_mean_and_keeps_the_class(
+    trained_model, transform_dir, real_slice, tmp_path):
+  """With a temperature T the signatures answer softmax(log(p) / T) of the
+  TTA mean p (fitted by the Trainer on `eval`): sharper for T < 1, the same
+  class ids."""
+  import tensorflow_transform as tft
+  model, transformed = trained_model
+  images, _ = real_slice
+  output = tft.TFTransformOutput(transform_dir)
+  signatures.export(model, output, str(tmp_path / 'plain'), flip_tta=True)
+  signatures.export(model, output, str(tmp_path / 'hot'), flip_tta=True,
+                    temperature=0.5)
+  pixels = tf.constant(images[:32].astype(np.float32))
+  plain = tf.saved_model.load(str(tmp_path / 'plain')).signatures[
+      'serving_default'](pixels=pixels)
+  hot = tf.saved_model.load(str(tmp_path / 'hot')).signatures[
+      'serving_default'](pixels=pixels)
+  p = plain[signatures.PROBABILITIES].numpy()
+  expected = np.exp(2 * np.log(np.clip(p, 1e-12, 1)))
+  expected /= expected.sum(axis=1, keepdims=True)
+  np.testing.assert_allclose(hot[signatures.PROBABILITIES], expected,
+                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(hot[signatures.CLASS_IDS],
+                                plain[signatures.CLASS_IDS])
+  assert hot[signatures.PROBABILITIES].numpy().max(axis=1).mean() > \
+      p.max(axis=1).mean()

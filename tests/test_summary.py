@@ -49,3 +49,16 @@ def test_every_mlmd_execution_state_has_a_name():
   from ml_metadata.proto import metadata_store_pb2  # pylint: disable=g-import-not-at-top
   states = metadata_store_pb2.Execution.State
   assert {v for k, v in states.items() if k != 'UNKNOWN'} <= set(summary._STATES)
+
+
+def test_the_summary_shows_the_served_temperatures_fit():
+  s = summary.RunSummary(
+      run_id='r', span=1, metrics=None, blessed=None, pushed_to=None,
+      components=[], temperature={
+          'temperature': 0.6123, 'examples': 6000, 'accuracy': 0.95,
+          'nll_before': 0.31, 'nll_after': 0.17,
+          'mean_top_probability_before': 0.86,
+          'mean_top_probability_after': 0.95})
+  assert ('served temperature 0.612 (fitted on 6000 eval images: NLL 0.3100 '
+          '-> 0.1700, mean top probability 0.860 -> 0.950 at accuracy 0.9500)'
+          ) in summary.format_summary(s)

@@ -140,3 +140,24 @@ def test_run_fn_trains_and_exports_a_servable_model(transformed, tmp_path,
   np.testing.assert_allclose(out['probabilities'].numpy().sum(axis=1), 1,
                              rtol=1e-5)
   assert os.path.isdir(tmp_path / 'serving' / 'variables')
+  # The temperature was fitted on the eval files and is recorded.
+  with open(tmp_path / 'run' / trainer.TEMPERATURE_FILE) as f:
+    fit = json.load(f)
+  assert fit['examples'] == 50
+  assert fit['nll_after'] <= fit['nll_before'] + 1e-9
+
+
+def test_run_fn_without_temperature_scaling_serves_the_tta_mean(
+    transformed, tmp_path):
+  fn_args = tfx.components.FnArgs(
+      train_files=[transformed['pattern']],
+      eval_files=[transformed['pattern']],
+      transform_output=transformed['transform_dir'],
+      serving_model_dir=str(tmp_path / 'serving'),
+      model_run_dir=str(tmp_path / 'run'),
+      data_accessor=transformed['accessor'],
+      custom_config={trainer.MODEL_CONFIG_KEY: dict(
+          SMALL, epochs=1, temperature_scaling=False)})
+  trainer.run_fn(fn_args)
+  assert not os.path.exists(tmp_path / 'run' / trainer.TEMPERATURE_FILE)
+  assert os.path.isdir(tmp_path / 'serving' / 'variables')
