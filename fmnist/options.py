@@ -42,8 +42,10 @@ def add_ingest_slices(p: argparse.ArgumentParser) -> None:
   p.add_argument('--test-limit', type=int, default=None,
                  help='take only this many official test images')
   p.add_argument('--test-offset', type=int, default=0)
-  p.add_argument('--eval-fraction', type=float, default=0.1,
-                 help='share of train images held out for validation')
+  p.add_argument('--eval-fraction', type=float,
+                 default=configs.DEFAULT_EVAL_FRACTION,
+                 help='share of train images held out as `eval` (default: '
+                      '%(default)s)')
 
 
 def ingest_config(args, span: Optional[int] = None):

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import features
+from pipeline import configs
 from pipeline.errors import UserError
 
 IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
@@ -44,7 +45,7 @@ class IngestConfig:
   train_offset: int = 0
   test_limit: Optional[int] = None
   test_offset: int = 0
-  eval_fraction: float = 0.1
+  eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
   shards: int = 4
   seed: int = 42
 

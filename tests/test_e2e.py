@@ -74,7 +74,8 @@ def real_parts():
 
 def test_first_span_trains_evaluates_and_pushes(home, capsys):
   assert cli.main(['ingest', '--home', home, '--train-limit', '2000',
-                   '--test-limit', '500']) == 0
+                   '--test-limit', '500',
+                   '--eval-fraction', '0.1']) == 0
   status, out, _ = _run(home, capsys)
   assert status == 0
   states, s = _states(home)

@@ -1,5 +1,6 @@
 """IDX parsing and span writing: the format checks a user relies on."""
 
+import argparse
 import gzip
 import os
 import struct
@@ -7,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 
+from fmnist import options
 from models import features
 from pipeline import ingest
 
@@ -166,3 +168,15 @@ def test_missing_source_names_every_file_looked_for(tmp_path):
   for name in ('t10k-images-idx3-ubyte.gz', 't10k-images-idx3-ubyte',
                't10k-images.idx3-ubyte'):
     assert name in str(e.value)
+
+
+def test_a_full_span_holds_out_three_thousand_eval_images_by_default():
+  """5 % of the 60,000 official train images (README "The model"); `fmnist
+  ingest` and `fmnist run` default to the same share as the library."""
+  cfg = ingest.IngestConfig(source_dir='', output_dir='')
+  train, held = ingest.holdout(60_000, cfg.eval_fraction, cfg.seed)
+  assert (len(train), len(held)) == (57_000, 3_000)
+  assert not set(train) & set(held)
+  parser = argparse.ArgumentParser()
+  options.add_ingest_slices(parser)
+  assert parser.parse_args([]).eval_fraction == cfg.eval_fraction

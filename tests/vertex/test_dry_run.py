@@ -157,7 +157,8 @@ def dry_home(tmp_path_factory):
   """A span of the real data, a spec compiled for it, one dry-run root."""
   home = tmp_path_factory.mktemp('dry_run')
   assert cli.main(['ingest', '--home', str(home), '--train-limit', '2000',
-                   '--test-limit', '500']) == 0
+                   '--test-limit', '500',
+                   '--eval-fraction', '0.1']) == 0
   spec = str(home / 'pipeline.json')
   assert cli.main(['pipeline', 'compile', *vertex_flags(), '--no-dataflow',
                    '--no-vertex-training', *PIPELINE_ARGS,
