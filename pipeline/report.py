@@ -244,6 +244,9 @@ def write_report(cfg: configs.PipelineConfig,
     parts += [f'<h2>Training of run {html.escape(latest_training.run_id)} '
               f'({latest_training.epochs} epochs)</h2>',
               f'<img src="{HISTORY_PNG}" alt="training curves">']
+    if latest_training.temperature:
+      line = summary_lib.describe_temperature(latest_training.temperature)
+      parts.append(f'<p>{html.escape(line[0].upper() + line[1:])}.</p>')
   if summaries:
     parts += ['<h2>Component wall times of the newest run</h2>',
               _components_table(summaries[-1])]

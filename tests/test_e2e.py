@@ -191,6 +191,7 @@ def test_report_shows_every_run_side_by_side(home, capsys):
     assert run_id in page
   assert page.count('failed at DataGate') == 3
   assert 'Curated vs. inferred schema' in page
+  assert 'Served temperature' in page
   for name in ('confusion_matrix.png', 'training_curves.png',
                'statistics.html'):
     assert os.path.getsize(os.path.join(home, 'reports', name)) > 1000
