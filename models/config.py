@@ -2,8 +2,8 @@
 
 The seeds' original recipe (two convs per block at 32 -> 64 -> 128, affine
 augmentation on 30 % of images, dropout 0.25/0.5, LR on plateau, Adam 1e-3, no
-label smoothing, 30 epochs, no TTA, no temperature) is `SEEDS`, reachable with `--model-param`
-(README "The model").
+label smoothing, 30 epochs, no TTA, no temperature) is `SEEDS`, reachable with
+`--model-param` (README "The model").
 """
 
 import dataclasses
