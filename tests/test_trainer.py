@@ -118,19 +118,22 @@ def test_the_trainers_datasets_do_not_autotune(transformed):
     assert dataset.options().autotune.enabled is False
 
 
-@pytest.mark.parametrize('in_memory', [True, False])
-def test_run_fn_trains_and_exports_a_servable_model(transformed, tmp_path,
-                                                    in_memory):
-  fn_args = tfx.components.FnArgs(
+def _fn_args(transformed, tmp_path, **model) -> tfx.components.FnArgs:
+  """What the Trainer hands `run_fn`, the tiny split as train and eval."""
+  return tfx.components.FnArgs(
       train_files=[transformed['pattern']],
       eval_files=[transformed['pattern']],
       transform_output=transformed['transform_dir'],
       serving_model_dir=str(tmp_path / 'serving'),
       model_run_dir=str(tmp_path / 'run'),
       data_accessor=transformed['accessor'],
-      custom_config={trainer.MODEL_CONFIG_KEY: dict(SMALL,
-                                                    in_memory=in_memory)})
-  trainer.run_fn(fn_args)
+      custom_config={trainer.MODEL_CONFIG_KEY: dict(SMALL, **model)})
+
+
+@pytest.mark.parametrize('in_memory', [True, False])
+def test_run_fn_trains_and_exports_a_servable_model(transformed, tmp_path,
+                                                    in_memory):
+  trainer.run_fn(_fn_args(transformed, tmp_path, in_memory=in_memory))
   with open(tmp_path / 'run' / trainer.HISTORY_FILE) as f:
     history = json.load(f)
   assert len(history['val_sparse_categorical_accuracy']) == SMALL['epochs']
@@ -147,17 +150,8 @@ def test_run_fn_trains_and_exports_a_servable_model(transformed, tmp_path,
   assert fit['nll_after'] <= fit['nll_before'] + 1e-9
 
 
-def test_run_fn_without_temperature_scaling_serves_the_tta_mean(
-    transformed, tmp_path):
-  fn_args = tfx.components.FnArgs(
-      train_files=[transformed['pattern']],
-      eval_files=[transformed['pattern']],
-      transform_output=transformed['transform_dir'],
-      serving_model_dir=str(tmp_path / 'serving'),
-      model_run_dir=str(tmp_path / 'run'),
-      data_accessor=transformed['accessor'],
-      custom_config={trainer.MODEL_CONFIG_KEY: dict(
-          SMALL, epochs=1, temperature_scaling=False)})
-  trainer.run_fn(fn_args)
+def test_run_fn_without_temperature_scaling_fits_none(transformed, tmp_path):
+  trainer.run_fn(_fn_args(transformed, tmp_path, epochs=1,
+                          temperature_scaling=False))
   assert not os.path.exists(tmp_path / 'run' / trainer.TEMPERATURE_FILE)
   assert os.path.isdir(tmp_path / 'serving' / 'variables')
