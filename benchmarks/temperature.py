@@ -21,26 +21,16 @@ import matplotlib
 matplotlib.use('Agg')  # files only, no display
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
-from scipy import special
-import tensorflow as tf
 
 import hardware  # benchmarks/hardware.py
 from models import features
-from models import signatures
 from models import temperature
 from pipeline import configs
 from pipeline import ingest
 from pipeline import pusher
+from pipeline import reference
 
 BINS = 15
-
-
-def serve(model_dir: str, images: np.ndarray, batch: int = 500) -> np.ndarray:
-  serving = tf.saved_model.load(model_dir).signatures['serving_default']
-  return np.concatenate([
-      serving(pixels=tf.constant(images[i:i + batch].astype(np.float32)))[
-          signatures.PROBABILITIES].numpy().astype(np.float64)
-      for i in range(0, len(images), batch)])
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray):
@@ -79,11 +69,12 @@ def main(argv=None) -> int:
            for s in (features.EVAL_SPLIT, features.TEST_SPLIT)}
   print(f'hardware: {hardware.describe()}\nmodel {model_dir}, span {span}',
         flush=True)
-  served = {s: serve(model_dir, x) for s, (x, _) in split.items()}
+  serve = reference.serving_function(model_dir)
+  served = {s: reference.predict(serve, x.reshape(len(x), -1)).astype(
+      np.float64) for s, (x, _) in split.items()}
   eval_y, test_y = split[features.EVAL_SPLIT][1], split[features.TEST_SPLIT][1]
   t = temperature.fit(served[features.EVAL_SPLIT], eval_y)
-  rescaled = special.softmax(np.log(np.clip(served[features.TEST_SPLIT],
-                                            1e-12, 1)) / t, axis=1)
+  rescaled = temperature.rescale(served[features.TEST_SPLIT], t)
   before = figures(served[features.TEST_SPLIT], test_y)
   after = figures(rescaled, test_y)
   results = {'hardware': hardware.describe(), 'model': model_dir,

@@ -44,11 +44,16 @@ def fit(probabilities: np.ndarray, labels: np.ndarray) -> float:
   return float(result.x)
 
 
+def rescale(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+  """`softmax(log(p) / T)` in NumPy, what `apply` serves."""
+  return special.softmax(_log(probabilities) / temperature, axis=1)
+
+
 def summary(probabilities: np.ndarray, labels: np.ndarray,
             temperature: float) -> Dict[str, float]:
   """What the fit did on its split: NLL and mean top probability before and
   after, next to the accuracy they should approach."""
-  after = special.softmax(_log(probabilities) / temperature, axis=1)
+  after = rescale(probabilities, temperature)
   return {
       'temperature': temperature,
       'examples': int(len(labels)),
