@@ -26,6 +26,7 @@ import hardware  # benchmarks/hardware.py
 import onednn  # benchmarks/onednn.py: forward_flops, peak_flops
 from fmnist import cli
 from models import features
+from models import temperature
 from pipeline import configs
 from pipeline import summary
 
@@ -43,10 +44,9 @@ def markdown(s: summary.RunSummary, figures: dict) -> str:
       f'macro precision {o["macro_precision"]:.4f}, recall '
       f'{o["macro_recall"]:.4f}, F1 {o["macro_f1_score"]:.4f}, ECE '
       f'{o["ece"]:.4f}; {s.epochs} '
-      f'epochs; blessed: {s.blessed}.'
-      + (f' Served temperature {s.temperature["temperature"]:.3f} (fitted on '
-         f'`eval`: NLL {s.temperature["nll_before"]:.4f} -> '
-         f'{s.temperature["nll_after"]:.4f}).' if s.temperature else ''), '',
+      f'epochs; blessed: {s.blessed}'
+      + (f'; {temperature.describe(s.temperature)}' if s.temperature else '')
+      + '.', '',
       f'Training: {figures["seconds_per_epoch"]:.0f} s per epoch, '
       f'{figures["images_per_s"]:.0f} images/s, '
       f'{100 * figures["peak_fraction"]:.0f} % of an estimated '

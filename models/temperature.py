@@ -65,6 +65,17 @@ def summary(probabilities: np.ndarray, labels: np.ndarray,
   }
 
 
+def describe(fit: Dict[str, float]) -> str:
+  """`summary`'s figures as the one line the Trainer logs and `fmnist run`,
+  the report and benchmarks/full_run.py print."""
+  return (f'served temperature {fit["temperature"]:.3f} (fitted on '
+          f'{fit["examples"]} eval images: NLL {fit["nll_before"]:.4f} -> '
+          f'{fit["nll_after"]:.4f}, mean top probability '
+          f'{fit["mean_top_probability_before"]:.3f} -> '
+          f'{fit["mean_top_probability_after"]:.3f} at accuracy '
+          f'{fit["accuracy"]:.4f})')
+
+
 def apply(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
   """`softmax(log(p) / T)` in the serving graph (the identity for T = 1)."""
   if temperature == 1.0:

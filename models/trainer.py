@@ -111,11 +111,7 @@ def fit_temperature(model, eval_arrays, cfg: ModelConfig, run_dir: str
   probabilities = served_probabilities(
       model, x[features.transformed_name(features.IMAGE_KEY)], cfg)
   fit = temperature.summary(probabilities, y, temperature.fit(probabilities, y))
-  logging.info('Temperature %.3f on %d eval images: NLL %.4f -> %.4f, mean '
-               'top probability %.3f -> %.3f at accuracy %.4f',
-               fit['temperature'], fit['examples'], fit['nll_before'],
-               fit['nll_after'], fit['mean_top_probability_before'],
-               fit['mean_top_probability_after'], fit['accuracy'])
+  logging.info('%s', temperature.describe(fit))
   tf.io.gfile.makedirs(run_dir)
   with tf.io.gfile.GFile(os.path.join(run_dir, TEMPERATURE_FILE), 'w') as f:
     json.dump(fit, f, indent=1)

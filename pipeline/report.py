@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import features
+from models import temperature
 from pipeline import configs
 from pipeline import summary as summary_lib
 
@@ -245,7 +246,7 @@ def write_report(cfg: configs.PipelineConfig,
               f'({latest_training.epochs} epochs)</h2>',
               f'<img src="{HISTORY_PNG}" alt="training curves">']
     if latest_training.temperature:
-      line = summary_lib.describe_temperature(latest_training.temperature)
+      line = temperature.describe(latest_training.temperature)
       parts.append(f'<p>{html.escape(line[0].upper() + line[1:])}.</p>')
   if summaries:
     parts += ['<h2>Component wall times of the newest run</h2>',

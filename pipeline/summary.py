@@ -18,6 +18,7 @@ from tfx.orchestration import metadata
 
 from models import features
 from models import metrics
+from models import temperature
 from models import trainer
 from pipeline import calibration
 from pipeline import configs
@@ -281,16 +282,6 @@ def _read_json(model_run, name: str) -> Optional[Dict]:
     return json.load(f)
 
 
-def describe_temperature(t: Dict[str, float]) -> str:
-  """One line on the served temperature's fit (`temperature.json`)."""
-  return (f'served temperature {t["temperature"]:.3f} (fitted on '
-          f'{t["examples"]} eval images: NLL {t["nll_before"]:.4f} -> '
-          f'{t["nll_after"]:.4f}, mean top probability '
-          f'{t["mean_top_probability_before"]:.3f} -> '
-          f'{t["mean_top_probability_after"]:.3f} at accuracy '
-          f'{t["accuracy"]:.4f})')
-
-
 def format_summary(s: RunSummary) -> str:
   """The table `fmnist run` prints at the end."""
   lines = [f'run {s.run_id}' + (f' (span {s.span})' if s.span else '')
@@ -308,7 +299,7 @@ def format_summary(s: RunSummary) -> str:
     lines.append(f'  trained {s.epochs} epochs in {train:.0f} s'
                  + (f', best validation accuracy {max(val):.4f}' if val else ''))
   if s.temperature:
-    lines.append(f'  {describe_temperature(s.temperature)}')
+    lines.append(f'  {temperature.describe(s.temperature)}')
   lines.append('')
   if s.metrics:
     o = s.metrics.overall
