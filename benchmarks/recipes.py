@@ -154,6 +154,18 @@ def _clean_training(model) -> None:
   model.train_function = None
 
 
+
+def _overrides(pairs) -> dict:
+  """KEY=VALUE pairs as ModelConfig overrides: JSON values, except for keys
+  whose default is a string (lr_schedule=cosine, activation=swish), as
+  `fmnist run --model-param` reads them."""
+  defaults = ModelConfig().to_dict()
+  out = {}
+  for key, text in (pair.split('=', 1) for pair in pairs):
+    out[key] = text if isinstance(defaults.get(key), str) else json.loads(text)
+  return out
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--epochs', type=int, default=8)
@@ -184,8 +196,7 @@ def main(argv=None) -> int:
     p.error('--clean-final-epochs and --mixup do not combine')
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   from models import model as model_lib  # pylint: disable=g-import-not-at-top
-  common = {k: json.loads(v) for k, v in
-            (pair.split('=', 1) for pair in args.model_param)}
+  common = _overrides(args.model_param)
   (x, y), (xv, yv) = _data()
   if args.train_fraction < 1:
     keep = np.sort(np.random.default_rng(0).permutation(len(x))[

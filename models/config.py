@@ -12,6 +12,7 @@ from typing import Any, Dict, Tuple
 
 LR_SCHEDULES = ('plateau', 'cosine')
 OPTIMIZERS = ('adam', 'sgd')
+ACTIVATIONS = ('relu', 'swish')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,9 @@ class ModelConfig:
   # before the dense layer (128 instead of 1,152 inputs to it).
   global_pool: bool = False
   dense_units: int = 512
+  # The nonlinearity after each conv and the dense layer: 'relu', or 'swish'
+  # (x * sigmoid(x), smooth; more elementwise work per step).
+  activation: str = 'relu'
   # Momentum of BatchNorm's moving mean/variance, the statistics the exported
   # model predicts with. Keras' 0.99 averages over ~100 steps, right for the
   # main job's ~9,000; a run of a few dozen steps (a smoke test on a small
@@ -133,6 +137,9 @@ class ModelConfig:
     if self.lr_schedule not in LR_SCHEDULES:
       raise ValueError(f'lr_schedule must be one of {LR_SCHEDULES}, got '
                        f'{self.lr_schedule!r}')
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f'activation must be one of {ACTIVATIONS}, got '
+                       f'{self.activation!r}')
     if self.optimizer not in OPTIMIZERS:
       raise ValueError(f'optimizer must be one of {OPTIMIZERS}, got '
                        f'{self.optimizer!r}')
@@ -162,11 +169,13 @@ class ModelConfig:
 
   def run_name(self) -> str:
     """A name that says what was trained, e.g. `custom-cnn-16-32-128-512-0.0-0.2`
-    (`custom-resnet-...` for residual blocks, `-gap` for global pooling)."""
+    (`custom-resnet-...` for residual blocks, `-gap` for global pooling,
+    `-swish` for that activation)."""
     filters = '-'.join(str(f) for f in self.conv_filters)
     kind = 'resnet' if self.residual else 'cnn'
     pool = '-gap' if self.global_pool else ''
-    return (f'custom-{kind}-{filters}{pool}-{self.dense_units}-'
+    act = '' if self.activation == 'relu' else f'-{self.activation}'
+    return (f'custom-{kind}-{filters}{pool}{act}-{self.dense_units}-'
             f'{self.conv_dropout}-{self.dense_dropout}')
 
 

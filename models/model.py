@@ -34,11 +34,11 @@ def build_model(cfg: ModelConfig) -> keras.Model:
   for filters in cfg.conv_filters:
     if cfg.residual:
       for _ in range(cfg.convs_per_block // 2):
-        x = _basic_block(x, filters, cfg.batchnorm_momentum)
+        x = _basic_block(x, filters, cfg.batchnorm_momentum, cfg.activation)
     else:
       for _ in range(cfg.convs_per_block):
         x = _conv_bn(x, filters, cfg.batchnorm_momentum)
-        x = keras.layers.Activation('relu')(x)
+        x = keras.layers.Activation(cfg.activation)(x)
     x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Dropout(cfg.conv_dropout)(x)
   if cfg.global_pool:
@@ -47,7 +47,7 @@ def build_model(cfg: ModelConfig) -> keras.Model:
     x = keras.layers.Flatten()(x)
   x = keras.layers.Dense(cfg.dense_units, use_bias=False)(x)
   x = keras.layers.BatchNormalization(momentum=cfg.batchnorm_momentum)(x)
-  x = keras.layers.Activation('relu')(x)
+  x = keras.layers.Activation(cfg.activation)(x)
   x = keras.layers.Dropout(cfg.dense_dropout)(x)
   outputs = keras.layers.Dense(features.NUM_CLASSES, activation='softmax',
                                name='probabilities')(x)
@@ -64,16 +64,17 @@ def _conv_bn(x, filters: int, momentum: float, size: int = 3):
   return keras.layers.BatchNormalization(momentum=momentum)(x)
 
 
-def _basic_block(x, filters: int, momentum: float):
+def _basic_block(x, filters: int, momentum: float, activation: str):
   """conv-BN-ReLU-conv-BN, plus the input (projected by a 1x1 conv + BN where
   the width changes), then ReLU: He et al.'s basic block, without striding
-  (the blocks' max pooling downsamples, as in the plain stack)."""
+  (the blocks' max pooling downsamples, as in the plain stack); `activation`
+  in place of ReLU."""
   shortcut = x
   if x.shape[-1] != filters:
     shortcut = _conv_bn(x, filters, momentum, size=1)
-  x = keras.layers.Activation('relu')(_conv_bn(x, filters, momentum))
+  x = keras.layers.Activation(activation)(_conv_bn(x, filters, momentum))
   x = _conv_bn(x, filters, momentum)
-  return keras.layers.Activation('relu')(keras.layers.Add()([x, shortcut]))
+  return keras.layers.Activation(activation)(keras.layers.Add()([x, shortcut]))
 
 
 def _optimizer(cfg: ModelConfig) -> keras.optimizers.Optimizer:

@@ -90,6 +90,24 @@ def test_residual_blocks_add_the_input_back_and_pool_globally():
     ModelConfig(convs_per_block=3, residual=True)
 
 
+def test_activation_replaces_every_relu():
+  """activation='swish' puts x * sigmoid(x) after each conv and the dense
+  layer (the softmax output stays), names the run after it, and an unknown
+  name is refused before anything is built."""
+  model = model_lib.build_model(ModelConfig(activation='swish'))
+  acts = _layers(model, keras.layers.Activation)
+  assert len(acts) == 6 + 1
+  x = tf.constant([-2.0, 0.0, 3.0])
+  for layer in acts:
+    np.testing.assert_allclose(layer(x).numpy(), (x * tf.sigmoid(x)).numpy(),
+                               rtol=1e-6)
+  assert model.name == 'custom-cnn-16-32-128-swish-512-0.0-0.2'
+  relu = _layers(model_lib.build_model(ModelConfig()), keras.layers.Activation)
+  np.testing.assert_array_equal(relu[0](x).numpy(), [0.0, 0.0, 3.0])
+  with pytest.raises(ValueError, match='activation'):
+    ModelConfig(activation='tanh')
+
+
 def test_callbacks_reduce_lr_and_stop_early():
   cbs = model_lib.training_callbacks(ModelConfig(lr_schedule='plateau'),
                                      '/tmp/logs')
