@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 import hardware  # benchmarks/hardware.py
+from fmnist import options
 from models import features
 from models import config
 from models.config import ModelConfig
@@ -154,18 +155,6 @@ def _clean_training(model) -> None:
   model.train_function = None
 
 
-
-def _overrides(pairs) -> dict:
-  """KEY=VALUE pairs as ModelConfig overrides: JSON values, except for keys
-  whose default is a string (lr_schedule=cosine, activation=swish), as
-  `fmnist run --model-param` reads them."""
-  defaults = ModelConfig().to_dict()
-  out = {}
-  for key, text in (pair.split('=', 1) for pair in pairs):
-    out[key] = text if isinstance(defaults.get(key), str) else json.loads(text)
-  return out
-
-
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--epochs', type=int, default=8)
@@ -196,7 +185,10 @@ def main(argv=None) -> int:
     p.error('--clean-final-epochs and --mixup do not combine')
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   from models import model as model_lib  # pylint: disable=g-import-not-at-top
-  common = _overrides(args.model_param)
+  try:
+    common = options.model_overrides(args.model_param)
+  except options.UsageError as e:
+    p.error(str(e))
   (x, y), (xv, yv) = _data()
   if args.train_fraction < 1:
     keep = np.sort(np.random.default_rng(0).permutation(len(x))[

@@ -81,17 +81,20 @@ def add_pipeline_knobs(p) -> None:
                       'convs_per_block=1 or conv_filters=[16,32]; repeatable')
 
 
-def model_config(args) -> ModelConfig:
-  """ModelConfig defaults, then --model-param overrides, then --epochs."""
-  values = ModelConfig().to_dict()
-  for pair in args.model_param:
+def model_overrides(pairs) -> Dict[str, Any]:
+  """`--model-param KEY=VALUE` pairs as ModelConfig overrides: a JSON number,
+  boolean or list of the default's type, or the text itself where the default
+  is a string (e.g. lr_schedule=cosine)."""
+  defaults = ModelConfig().to_dict()
+  values = {}
+  for pair in pairs:
     key, sep, text = pair.partition('=')
     if not sep:
       raise UsageError(f'--model-param {pair!r}: expected KEY=VALUE')
-    if key not in values:
+    if key not in defaults:
       raise UsageError(f'--model-param: unknown key {key!r}; known: '
-                       f'{", ".join(sorted(values))}')
-    default = values[key]
+                       f'{", ".join(sorted(defaults))}')
+    default = defaults[key]
     if isinstance(default, str):  # e.g. lr_schedule=cosine
       values[key] = text
       continue
@@ -107,6 +110,12 @@ def model_config(args) -> ModelConfig:
       raise UsageError(f'--model-param {key}: {text!r} is not a '
                        f'{type(default).__name__} like the default {default!r}')
     values[key] = value
+  return values
+
+
+def model_config(args) -> ModelConfig:
+  """ModelConfig defaults, then --model-param overrides, then --epochs."""
+  values = {**ModelConfig().to_dict(), **model_overrides(args.model_param)}
   if args.epochs is not None:
     values['epochs'] = args.epochs
   if values['epochs'] < 1:
