@@ -13,6 +13,7 @@ from typing import Any, Dict, Tuple
 LR_SCHEDULES = ('plateau', 'cosine')
 OPTIMIZERS = ('adam', 'sgd')
 ACTIVATIONS = ('relu', 'swish')
+POOL_PADDINGS = ('valid', 'same')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,12 @@ class ModelConfig:
   # Global average pooling instead of flattening the last block's 3x3 map
   # before the dense layer (128 instead of 1,152 inputs to it).
   global_pool: bool = False
+  # Padding of each block's 2x2 max pooling. 'valid' (Keras' default) takes
+  # the last block's 7x7 map to 3x3, so the last row and column of that map
+  # never reach the dense layer; 'same' keeps them (4x4, 2,048 instead of
+  # 1,152 inputs to the dense layer). The earlier maps (28, 14) are even, so
+  # there both pool alike.
+  pool_padding: str = 'valid'
   dense_units: int = 512
   # The nonlinearity after each conv and the dense layer: 'relu', or 'swish'
   # (x * sigmoid(x), smooth; more elementwise work per step).
@@ -140,6 +147,9 @@ class ModelConfig:
     if self.activation not in ACTIVATIONS:
       raise ValueError(f'activation must be one of {ACTIVATIONS}, got '
                        f'{self.activation!r}')
+    if self.pool_padding not in POOL_PADDINGS:
+      raise ValueError(f'pool_padding must be one of {POOL_PADDINGS}, got '
+                       f'{self.pool_padding!r}')
     if self.optimizer not in OPTIMIZERS:
       raise ValueError(f'optimizer must be one of {OPTIMIZERS}, got '
                        f'{self.optimizer!r}')
@@ -170,10 +180,12 @@ class ModelConfig:
   def run_name(self) -> str:
     """A name that says what was trained, e.g. `custom-cnn-16-32-128-512-0.0-0.2`
     (`custom-resnet-...` for residual blocks, `-gap` for global pooling,
-    `-swish` for that activation)."""
+    `-swish` for that activation, `-poolsame` for 'same' pooling)."""
     filters = '-'.join(str(f) for f in self.conv_filters)
     kind = 'resnet' if self.residual else 'cnn'
     pool = '-gap' if self.global_pool else ''
+    if self.pool_padding != 'valid':
+      pool += f'-pool{self.pool_padding}'
     act = '' if self.activation == 'relu' else f'-{self.activation}'
     return (f'custom-{kind}-{filters}{pool}{act}-{self.dense_units}-'
             f'{self.conv_dropout}-{self.dense_dropout}')

@@ -39,7 +39,7 @@ def build_model(cfg: ModelConfig) -> keras.Model:
       for _ in range(cfg.convs_per_block):
         x = _conv_bn(x, filters, cfg.batchnorm_momentum)
         x = keras.layers.Activation(cfg.activation)(x)
-    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.MaxPooling2D(padding=cfg.pool_padding)(x)
     x = keras.layers.Dropout(cfg.conv_dropout)(x)
   if cfg.global_pool:
     x = keras.layers.GlobalAveragePooling2D()(x)
