@@ -14,6 +14,9 @@ LR_SCHEDULES = ('plateau', 'cosine')
 OPTIMIZERS = ('adam', 'sgd')
 ACTIVATIONS = ('relu', 'swish')
 POOL_PADDINGS = ('valid', 'same')
+# The string knobs and the values each accepts.
+_CHOICES = {'lr_schedule': LR_SCHEDULES, 'optimizer': OPTIMIZERS,
+            'activation': ACTIVATIONS, 'pool_padding': POOL_PADDINGS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,18 +144,10 @@ class ModelConfig:
   seed: int = 42
 
   def __post_init__(self):
-    if self.lr_schedule not in LR_SCHEDULES:
-      raise ValueError(f'lr_schedule must be one of {LR_SCHEDULES}, got '
-                       f'{self.lr_schedule!r}')
-    if self.activation not in ACTIVATIONS:
-      raise ValueError(f'activation must be one of {ACTIVATIONS}, got '
-                       f'{self.activation!r}')
-    if self.pool_padding not in POOL_PADDINGS:
-      raise ValueError(f'pool_padding must be one of {POOL_PADDINGS}, got '
-                       f'{self.pool_padding!r}')
-    if self.optimizer not in OPTIMIZERS:
-      raise ValueError(f'optimizer must be one of {OPTIMIZERS}, got '
-                       f'{self.optimizer!r}')
+    for name, choices in _CHOICES.items():
+      value = getattr(self, name)
+      if value not in choices:
+        raise ValueError(f'{name} must be one of {choices}, got {value!r}')
     if not 0 <= self.erasing_probability <= 1:
       raise ValueError('erasing_probability must be in [0, 1]')
     if not 0 <= self.label_smoothing < 1:
