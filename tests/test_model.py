@@ -112,14 +112,13 @@ def test_same_pooling_keeps_the_last_row_and_column():
   """pool_padding='same' pools the last block's 7x7 map to 4x4 (valid: 3x3,
   dropping its last row and column), so the dense layer gets 2,048 inputs;
   the run's name says so, and an unknown padding is refused."""
-  def dense_inputs(cfg):
-    flatten, = _layers(model_lib.build_model(cfg), keras.layers.Flatten)
+  def dense_inputs(model):
+    flatten, = _layers(model, keras.layers.Flatten)
     return flatten.output.shape[-1]
-  assert dense_inputs(ModelConfig()) == 3 * 3 * 128
-  same = ModelConfig(pool_padding='same')
+  assert dense_inputs(model_lib.build_model(ModelConfig())) == 3 * 3 * 128
+  same = model_lib.build_model(ModelConfig(pool_padding='same'))
   assert dense_inputs(same) == 4 * 4 * 128
-  assert model_lib.build_model(same).name == (
-      'custom-cnn-16-32-128-poolsame-512-0.0-0.2')
+  assert same.name == 'custom-cnn-16-32-128-poolsame-512-0.0-0.2'
   with pytest.raises(ValueError, match='pool_padding'):
     ModelConfig(pool_padding='full')
 
