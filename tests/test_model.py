@@ -271,12 +271,15 @@ def test_autograph_leaves_keras_internals_but_converts_our_layers():
 
 def test_batchnorm_momentum_sets_how_fast_served_statistics_follow():
   """A short run (a smoke test) needs BatchNorm's moving statistics, which
-  the exported model predicts with, to catch up within its few steps."""
+  the exported model predicts with, to catch up within its few steps.
+  Both models start from the same weights and see the same batches, so the
+  layer's batch statistics are the same and only the momentum differs."""
   rng = np.random.default_rng(0)
   x = rng.normal(5.0, 1.0, (64, features.NUM_PIXELS)).astype(np.float32)
   y = np.zeros(64, np.int64)
   moved = {}
   for momentum in (0.99, 0.5):
+    keras.utils.set_random_seed(0)
     model = model_lib.build_model(ModelConfig(
         conv_filters=(4,), dense_units=8, batchnorm_momentum=momentum))
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # 8 steps
