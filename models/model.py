@@ -39,6 +39,8 @@ def build_model(cfg: ModelConfig) -> keras.Model:
       for _ in range(cfg.convs_per_block):
         x = _conv_bn(x, filters, cfg.batchnorm_momentum)
         x = keras.layers.Activation(cfg.activation)(x)
+    if cfg.squeeze_excitation:
+      x = _squeeze_excitation(x, cfg.squeeze_excitation)
     x = keras.layers.MaxPooling2D(padding=cfg.pool_padding)(x)
     x = keras.layers.Dropout(cfg.conv_dropout)(x)
   if cfg.global_pool:
@@ -62,6 +64,19 @@ def build_model(cfg: ModelConfig) -> keras.Model:
 def _conv_bn(x, filters: int, momentum: float, size: int = 3):
   x = keras.layers.Conv2D(filters, size, padding='same', use_bias=False)(x)
   return keras.layers.BatchNormalization(momentum=momentum)(x)
+
+
+def _squeeze_excitation(x, reduction: int):
+  """Scales each channel of `x` by a weight in (0, 1) computed from the
+  channel means of the whole map (Hu et al., "Squeeze-and-Excitation
+  Networks"): what the block found anywhere in the image decides which of
+  its filters count for this image."""
+  channels = x.shape[-1]
+  weights = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+  weights = keras.layers.Dense(max(1, channels // reduction),
+                               activation='relu')(weights)
+  weights = keras.layers.Dense(channels, activation='sigmoid')(weights)
+  return keras.layers.Multiply()([x, weights])
 
 
 def _basic_block(x, filters: int, momentum: float, activation: str):

@@ -108,6 +108,29 @@ def test_activation_replaces_every_relu():
     ModelConfig(activation='tanh')
 
 
+def test_squeeze_excitation_scales_each_channel_of_each_block():
+  """squeeze_excitation=r ends each block with a per-image, per-channel
+  weight in (0, 1) (a bottleneck r times narrower than the block), applied
+  alike at every position of the map; off by default; named in the run."""
+  cfg = ModelConfig(conv_filters=(4, 8), dense_units=8, squeeze_excitation=2)
+  model = model_lib.build_model(cfg)
+  scales = _layers(model, keras.layers.Multiply)
+  assert len(scales) == 2
+  assert [l.units for l in _layers(model, keras.layers.Dense)][:4] == [
+      2, 4, 4, 8]
+  assert model.name == 'custom-cnn-4-8-se2-8-0.0-0.2'
+  probe = keras.Model(model.inputs, [*scales[0].input, scales[0].output])
+  images = np.random.default_rng(0).normal(size=(2, features.NUM_PIXELS))
+  block, weights, scaled = probe(images.astype(np.float32))
+  assert weights.shape == (2, 1, 1, 4)  # one per image and channel
+  np.testing.assert_allclose(scaled, block * weights, rtol=1e-6)
+  assert np.all((weights > 0) & (weights < 1))
+  assert not np.allclose(weights[0], weights[1])
+  assert not _layers(model_lib.build_model(ModelConfig()), keras.layers.Multiply)
+  with pytest.raises(ValueError, match='squeeze_excitation'):
+    ModelConfig(squeeze_excitation=-1)
+
+
 def test_same_pooling_keeps_the_last_row_and_column():
   """pool_padding='same' pools the last block's 7x7 map to 4x4 (valid: 3x3,
   dropping its last row and column), so the dense layer gets 2,048 inputs;
