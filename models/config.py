@@ -93,7 +93,8 @@ class ModelConfig:
   weight_decay: float = 1e-5
   # Augmentation (active only while training): shift +-10 % and a horizontal
   # flip on half the images; the seeds' rotation/shear/zoom underfit at this
-  # budget (benchmarks/recipes.py).
+  # budget (benchmarks/recipes.py), and +-15 % shifts lost on `eval` with the
+  # served TTA.
   rotation_degrees: float = 0.0
   shift_fraction: float = 0.1
   shear_fraction: float = 0.0
