@@ -197,9 +197,8 @@ class ModelConfig:
     if self.pool_padding != 'valid':
       pool += f'-pool{self.pool_padding}'
     act = '' if self.activation == 'relu' else f'-{self.activation}'
-    if self.squeeze_excitation:
-      act += f'-se{self.squeeze_excitation}'
-    return (f'custom-{kind}-{filters}{pool}{act}-{self.dense_units}-'
+    se = f'-se{self.squeeze_excitation}' if self.squeeze_excitation else ''
+    return (f'custom-{kind}-{filters}{pool}{act}{se}-{self.dense_units}-'
             f'{self.conv_dropout}-{self.dense_dropout}')
 
 
