@@ -1,0 +1,196 @@
+"""Every candidate recipe of a search against the default, per seed, in one chart.
+
+  .venv/bin/python benchmarks/recipe_search.py [--files 'results/recipes-2026-12-06-*.json']
+
+Reads benchmarks/recipes.py's results files (one run each), groups the runs
+by everything but the seed (the model config, epochs, training images, mixup,
+clean final epochs), takes the group whose config is today's `ModelConfig()`
+as the baseline, and compares every other group with it seed by seed: the
+change in `eval` accuracy plain, with flip TTA and with the served 10 views.
+A candidate becomes the default only by the rule fixed before the search:
+at least +0.05 points on average with the served views over four seeds, up
+in at least three of them. Ties are the common outcome: one run on 6,000
+images has a standard error of ~0.3 points, so the chart shades that band.
+
+Writes benchmarks/results/recipe_search.json and recipe_search.png.
+"""
+
+import argparse
+import collections
+import glob
+import json
+import os
+from typing import Dict, List, Tuple
+
+import matplotlib
+matplotlib.use('Agg')  # files only, no display
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+from scipy import stats
+
+from models.config import ModelConfig
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+SERVED = 'flip_shift_tta'  # what the exported signatures serve (10 views)
+VIEWS = ('plain', 'flip_tta', SERVED)
+# The acceptance rule (README "The model").
+MIN_MEAN_GAIN = 0.05  # points
+SEEDS_NEEDED = 4
+UPS_NEEDED = 3
+
+
+def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
+  """(settings but the seed, seed, accuracies per view) of one results file."""
+  try:
+    with open(path) as f:
+      result = json.load(f)
+    runs = list(result['recipes'].values())
+  except (OSError, ValueError, KeyError, AttributeError) as e:
+    raise ValueError(f'{path}: not a results file as benchmarks/recipes.py writes them '
+                     f'({e!r})') from e
+  if len(runs) != 1:
+    raise ValueError(f'{path}: {len(runs)} recipes; compare files of one '
+                     'recipe each (recipes.py --only)')
+  (run,) = runs
+  # A knob added after the run did not exist then; each was added with a
+  # default that keeps the old behaviour, so the run had today's default.
+  settings = {**ModelConfig().to_dict(), **run['config']}
+  seed = settings.pop('seed')
+  settings['train_images'] = result.get('train_images')
+  settings['mixup_alpha'] = result.get('mixup_alpha', 0.0)
+  settings['clean_final_epochs'] = result.get('clean_final_epochs', 0)
+  return settings, seed, run['val_accuracy_tta']
+
+
+def _key(settings: Dict) -> str:
+  return json.dumps(settings, sort_keys=True)
+
+
+def verdict(gains: List[float]) -> str:
+  """The rule on one candidate's per-seed gains (points, served views):
+  'meets the rule', 'fails the rule', or, while seeds are missing and the
+  rule can still be met, 'open' with the gain each missing seed would need."""
+  ups = sum(g > 0 for g in gains)
+  missing = SEEDS_NEEDED - len(gains)
+  if missing <= 0:
+    met = np.mean(gains) >= MIN_MEAN_GAIN and ups >= UPS_NEEDED
+    return 'meets the rule' if met else 'fails the rule'
+  if ups + missing < UPS_NEEDED:
+    return 'fails the rule'
+  needed = (MIN_MEAN_GAIN * SEEDS_NEEDED - sum(gains)) / missing
+  return f'open: needs {needed:+.2f} on each missing seed'
+
+
+def compare(paths: List[str]) -> Dict:
+  """Per-seed gains of every candidate over the default's runs."""
+  groups = collections.defaultdict(dict)
+  settings_of = {}
+  for path in sorted(paths):
+    settings, seed, accuracies = _run_settings(path)
+    groups[_key(settings)][seed] = accuracies
+    settings_of[_key(settings)] = settings
+  default = ModelConfig().to_dict()
+  default.pop('seed')
+  baselines = [k for k, s in settings_of.items()
+               if {n: s[n] for n in default} == default]
+  if not baselines:
+    raise ValueError('no run of the default ModelConfig() among the files: '
+                     'nothing to compare with')
+  # The most-seeded default run wins if several data settings ran it.
+  baseline_key = max(baselines, key=lambda k: len(groups[k]))
+  base_settings, base = settings_of[baseline_key], groups[baseline_key]
+  candidates = []
+  for key, runs in groups.items():
+    if key == baseline_key:
+      continue
+    changed = {n: v for n, v in settings_of[key].items()
+               if base_settings.get(n) != v}
+    seeds = sorted(s for s in runs if s in base)
+    if not seeds:
+      continue
+    gains = {view: [100 * (runs[s][view] - base[s][view]) for s in seeds]
+             for view in VIEWS}
+    served = gains[SERVED]
+    candidates.append({
+        'changed': changed,
+        'seeds': seeds,
+        'gain_points': gains,
+        'mean_gain_points': {v: float(np.mean(g)) for v, g in gains.items()},
+        'up_in': sum(g > 0 for g in served),
+        'paired_t_p': (float(stats.ttest_rel(
+            [runs[s][SERVED] for s in seeds],
+            [base[s][SERVED] for s in seeds]).pvalue)
+                       if len(seeds) >= 3 else None),
+        'verdict': verdict(served),
+    })
+  candidates.sort(key=lambda c: c['mean_gain_points'][SERVED])
+  return {'baseline': {'seeds': sorted(base),
+                       SERVED: {s: base[s][SERVED] for s in sorted(base)}},
+          'rule': {'min_mean_gain_points': MIN_MEAN_GAIN,
+                   'seeds': SEEDS_NEEDED, 'up_in_at_least': UPS_NEEDED},
+          'candidates': candidates}
+
+
+def _label(changed: Dict) -> str:
+  return ', '.join(f'{k}={v}' for k, v in sorted(changed.items()))
+
+
+def plot(result: Dict, path: str) -> None:
+  """One row per candidate: a dot per seed, a bar for the mean (served
+  views), the rule's line and a single run's standard error shaded."""
+  candidates = result['candidates']
+  fig, ax = plt.subplots(figsize=(9, 0.6 * len(candidates) + 2))
+  ax.axvspan(-0.3, 0.3, color='0.92', label='± one run\'s standard error')
+  ax.axvline(0, color='0.4', lw=1)
+  ax.axvline(MIN_MEAN_GAIN, color='tab:green', ls='--', lw=1,
+             label=f'rule: mean ≥ +{MIN_MEAN_GAIN}, up in '
+                   f'{UPS_NEEDED} of {SEEDS_NEEDED} seeds')
+  for row, c in enumerate(candidates):
+    gains = c['gain_points'][SERVED]
+    ax.barh(row, c['mean_gain_points'][SERVED], height=0.5, alpha=0.35,
+            color='tab:green' if c['verdict'] == 'meets the rule'
+            else 'tab:blue')
+    ax.scatter(gains, [row] * len(gains), s=18, color='k', zorder=3)
+  ax.set_yticks(range(len(candidates)))
+  ax.set_yticklabels([f"{_label(c['changed'])}\n{len(c['seeds'])} seed"
+                      f"{'s' if len(c['seeds']) > 1 else ''}: {c['verdict']}"
+                      for c in candidates], fontsize=7)
+  ax.set_xlabel('change in eval accuracy, served 10-view TTA (points; '
+                'dots: seeds, bars: means)', fontsize=9)
+  ax.set_title('Candidates against the default, seed by seed', fontsize=10)
+  ax.legend(loc='upper left', fontsize=7)  # the losses' side, top: empty
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  p.add_argument('--files', default=os.path.join(
+      RESULTS, 'recipes-2026-12-06-*.json'),
+                 help='glob of benchmarks/recipes.py results files')
+  p.add_argument('--output', default=os.path.join(RESULTS,
+                                                  'recipe_search.json'))
+  args = p.parse_args(argv)
+  paths = glob.glob(args.files)
+  if not paths:
+    p.error(f'no results files match {args.files}')
+  try:
+    result = compare(paths)
+  except ValueError as e:
+    p.error(str(e))
+  for c in result['candidates']:
+    gains = ' / '.join(f'{g:+.2f}' for g in c['gain_points'][SERVED])
+    print(f"{_label(c['changed']):45s} seeds {c['seeds']}: {gains} "
+          f"(mean {c['mean_gain_points'][SERVED]:+.2f}, up in {c['up_in']}): "
+          f"{c['verdict']}")
+  with open(args.output, 'w') as f:
+    json.dump(result, f, indent=1)
+  png = os.path.splitext(args.output)[0] + '.png'
+  plot(result, png)
+  print(f'wrote {args.output} and {png}')
+  return 0
+
+
+if __name__ == '__main__':
+  raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""benchmarks/recipe_search.py: the rule that decides whether a candidate
+recipe replaces the default, and the pairing of its runs with the default's."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from models.config import ModelConfig
+
+_PATH = os.path.join(os.path.dirname(__file__), '..', 'benchmarks',
+                     'recipe_search.py')
+_spec = importlib.util.spec_from_file_location('recipe_search', _PATH)
+recipe_search = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(recipe_search)
+
+
+def _write_run(directory, name, served, seed, **changes):
+  """A results file as benchmarks/recipes.py --only writes it."""
+  config = dict(ModelConfig().to_dict(), seed=seed, **changes)
+  result = {'epochs': config['epochs'], 'train_images': 54000,
+            'mixup_alpha': 0.0, 'clean_final_epochs': 0,
+            'recipes': {'default': {'config': config, 'val_accuracy_tta': {
+                'plain': served - 0.005, 'flip_tta': served - 0.002,
+                'flip_shift_tta': served}}}}
+  path = directory / f'{name}-s{seed}.json'
+  path.write_text(json.dumps(result))
+  return str(path)
+
+
+def test_the_rule_needs_four_seeds_a_mean_gain_and_three_ups():
+  assert recipe_search.verdict([0.2, 0.1, 0.1, -0.1]) == 'meets the rule'
+  # The mean is there, but carried by one seed.
+  assert recipe_search.verdict([0.4, -0.05, -0.05, 0.1]) == 'fails the rule'
+  # Up in all four, but by less than the rule asks.
+  assert recipe_search.verdict([0.04, 0.03, 0.04, 0.05]) == 'fails the rule'
+  # Two seeds down: three ups are out of reach whatever seeds 3 and 4 do.
+  assert recipe_search.verdict([-0.1, -0.2]) == 'fails the rule'
+  # One up, one down: still open, and says what the missing seeds need.
+  assert recipe_search.verdict([0.1, -0.2]) == (
+      'open: needs +0.15 on each missing seed')
+
+
+def test_each_candidate_is_compared_seed_by_seed_with_the_default(tmp_path):
+  paths = [_write_run(tmp_path, 'default', 0.950, 42),
+           _write_run(tmp_path, 'default', 0.952, 7),
+           _write_run(tmp_path, 'wd', 0.953, 42, weight_decay=0.05),
+           _write_run(tmp_path, 'wd', 0.951, 7, weight_decay=0.05),
+           # A seed the default has no run for cannot be paired.
+           _write_run(tmp_path, 'wd', 0.990, 3, weight_decay=0.05)]
+  result = recipe_search.compare(paths)
+  assert result['baseline']['seeds'] == [7, 42]
+  (candidate,) = result['candidates']
+  assert candidate['changed'] == {'weight_decay': 0.05}
+  assert candidate['seeds'] == [7, 42]
+  assert candidate['gain_points']['flip_shift_tta'] == pytest.approx(
+      [-0.1, 0.3])
+  assert candidate['up_in'] == 1
+  assert candidate['verdict'].startswith('open')
+
+
+def test_a_run_older_than_a_knob_counts_as_that_knobs_default(tmp_path):
+  """Files written before a knob existed lack its key; the knob was added
+  with a default that keeps the old behaviour."""
+  path = _write_run(tmp_path, 'default', 0.950, 42)
+  result = json.loads(open(path).read())
+  del result['recipes']['default']['config']['squeeze_excitation']
+  open(path, 'w').write(json.dumps(result))
+  paths = [path, _write_run(tmp_path, 'se', 0.949, 42, squeeze_excitation=4)]
+  (candidate,) = recipe_search.compare(paths)['candidates']
+  assert candidate['changed'] == {'squeeze_excitation': 4}
+
+
+def test_without_a_run_of_the_default_it_says_so(tmp_path):
+  paths = [_write_run(tmp_path, 'wd', 0.95, 42, weight_decay=0.05)]
+  with pytest.raises(ValueError, match='no run of the default'):
+    recipe_search.compare(paths)
