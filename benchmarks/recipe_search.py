@@ -91,12 +91,15 @@ def compare(paths: List[str]) -> Dict:
     settings_of[_key(settings)] = settings
   default = ModelConfig().to_dict()
   default.pop('seed')
+  # The default trained as the Trainer trains it: no recipes.py prototype
+  # (mixup, clean final epochs) on top.
+  default.update(mixup_alpha=0.0, clean_final_epochs=0)
   baselines = [k for k, s in settings_of.items()
                if {n: s[n] for n in default} == default]
   if not baselines:
     raise ValueError('no run of the default ModelConfig() among the files: '
                      'nothing to compare with')
-  # The most-seeded default run wins if several data settings ran it.
+  # The most-seeded default wins if it ran with several training sets.
   baseline_key = max(baselines, key=lambda k: len(groups[k]))
   base_settings, base = settings_of[baseline_key], groups[baseline_key]
   candidates = []

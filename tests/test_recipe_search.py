@@ -16,11 +16,12 @@ recipe_search = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(recipe_search)
 
 
-def _write_run(directory, name, served, seed, **changes):
+def _write_run(directory, name, served, seed, clean_final_epochs=0,
+               **changes):
   """A results file as benchmarks/recipes.py --only writes it."""
   config = dict(ModelConfig().to_dict(), seed=seed, **changes)
   result = {'epochs': config['epochs'], 'train_images': 54000,
-            'mixup_alpha': 0.0, 'clean_final_epochs': 0,
+            'mixup_alpha': 0.0, 'clean_final_epochs': clean_final_epochs,
             'recipes': {'default': {'config': config, 'val_accuracy_tta': {
                 'plain': served - 0.005, 'flip_tta': served - 0.002,
                 'flip_shift_tta': served}}}}
@@ -58,6 +59,18 @@ def test_each_candidate_is_compared_seed_by_seed_with_the_default(tmp_path):
       [-0.1, 0.3])
   assert candidate['up_in'] == 1
   assert candidate['verdict'].startswith('open')
+
+
+def test_a_training_prototype_on_the_default_config_is_a_candidate(tmp_path):
+  """recipes.py's --clean-final-epochs keeps the config: it must not pass for
+  the default, even with more seeds than the default's own runs."""
+  paths = [_write_run(tmp_path, 'default', 0.950, 42)] + [
+      _write_run(tmp_path, 'clean', 0.951, seed, clean_final_epochs=4)
+      for seed in (42, 7, 1, 2)]
+  result = recipe_search.compare(paths)
+  assert result['baseline']['seeds'] == [42]
+  (candidate,) = result['candidates']
+  assert candidate['changed'] == {'clean_final_epochs': 4}
 
 
 def test_a_run_older_than_a_knob_counts_as_that_knobs_default(tmp_path):
