@@ -1,6 +1,6 @@
-"""Every candidate recipe of a search against the default, per seed, in one chart.
+"""Every candidate recipe of a search against the default, seed by seed.
 
-  .venv/bin/python benchmarks/recipe_search.py [--files 'results/recipes-2026-12-06-*.json']
+  .venv/bin/python benchmarks/recipe_search.py [--files GLOB] [--output JSON]
 
 Reads benchmarks/recipes.py's results files (one run each), groups the runs
 by everything but the seed (the model config, epochs, training images, mixup,
@@ -46,8 +46,8 @@ def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
       result = json.load(f)
     runs = list(result['recipes'].values())
   except (OSError, ValueError, KeyError, AttributeError) as e:
-    raise ValueError(f'{path}: not a results file as benchmarks/recipes.py writes them '
-                     f'({e!r})') from e
+    raise ValueError(f'{path}: not a results file as benchmarks/recipes.py '
+                     f'writes them ({e!r})') from e
   if len(runs) != 1:
     raise ValueError(f'{path}: {len(runs)} recipes; compare files of one '
                      'recipe each (recipes.py --only)')
@@ -83,12 +83,11 @@ def verdict(gains: List[float]) -> str:
 
 def compare(paths: List[str]) -> Dict:
   """Per-seed gains of every candidate over the default's runs."""
-  groups = collections.defaultdict(dict)
-  settings_of = {}
+  groups = collections.defaultdict(dict)  # settings as JSON -> seed -> runs
   for path in sorted(paths):
     settings, seed, accuracies = _run_settings(path)
     groups[_key(settings)][seed] = accuracies
-    settings_of[_key(settings)] = settings
+  settings_of = {key: json.loads(key) for key in groups}
   default = ModelConfig().to_dict()
   default.pop('seed')
   # The default trained as the Trainer trains it: no recipes.py prototype
