@@ -77,9 +77,11 @@ def test_a_run_older_than_a_knob_counts_as_that_knobs_default(tmp_path):
   """Files written before a knob existed lack its key; the knob was added
   with a default that keeps the old behaviour."""
   path = _write_run(tmp_path, 'default', 0.950, 42)
-  result = json.loads(open(path).read())
+  with open(path) as f:
+    result = json.load(f)
   del result['recipes']['default']['config']['squeeze_excitation']
-  open(path, 'w').write(json.dumps(result))
+  with open(path, 'w') as f:
+    json.dump(result, f)
   paths = [path, _write_run(tmp_path, 'se', 0.949, 42, squeeze_excitation=4)]
   (candidate,) = recipe_search.compare(paths)['candidates']
   assert candidate['changed'] == {'squeeze_excitation': 4}
