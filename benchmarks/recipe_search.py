@@ -9,8 +9,19 @@ as the baseline, and compares every other group with it seed by seed: the
 change in `eval` accuracy plain, with flip TTA and with the served 10 views.
 A candidate becomes the default only by the rule fixed before the search:
 at least +0.05 points on average with the served views over four seeds, up
-in at least three of them. Ties are the common outcome: one run on 6,000
-images has a standard error of ~0.3 points, so the chart shades that band.
+in at least three of them, within the budget's training compute. Ties are
+the common outcome: one run on 6,000 images has a standard error of ~0.3
+points, so the chart shades that band.
+
+Cost: each group's training compute is its model's forward FLOPs per image
+(benchmarks/onednn.py's count of the conv and dense layers) times its epochs
+times its training images, relative to the default's. The 20-minute budget
+leaves the default's ~14 minutes of training ~1.2x (README "Results"), so a
+candidate above that is "over the budget" whatever its accuracy: a measure
+of what compute buys, never a default. FLOPs are not time (32-64-128 costs
+2.08x the default's FLOPs per image and 1.85x its step time with AVX2
+kernels: wider layers use the cores better); a close call needs
+benchmarks/architectures.py's step time A/B.
 
 Writes benchmarks/results/recipe_search.json and recipe_search.png.
 """
@@ -24,10 +35,13 @@ from typing import Dict, List, Tuple
 
 import matplotlib
 matplotlib.use('Agg')  # files only, no display
+import matplotlib.patches  # pylint: disable=g-import-not-at-top
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 from scipy import stats
 
+import onednn  # benchmarks/onednn.py
+from models import model as model_lib
 from models.config import ModelConfig
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -40,6 +54,10 @@ UPS_NEEDED = 3
 # One run's standard error on 6,000 `eval` images near 95 % accuracy:
 # sqrt(0.95 * 0.05 / 6000) ~ 0.3 points (README "The model").
 ONE_RUN_SE = 0.3
+# Training compute the budget allows, relative to the default's: `make run`
+# takes ~17 of the 20 minutes on an ordinary day of the 2-core AVX2 machine,
+# ~14 of them training, so training may grow by ~3 minutes: 17 / 14 ~ 1.2.
+BUDGET_COMPUTE = 1.2
 
 
 def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
@@ -69,10 +87,29 @@ def _key(settings: Dict) -> str:
   return json.dumps(settings, sort_keys=True)
 
 
-def verdict(gains: List[float]) -> str:
-  """The rule on one candidate's per-seed gains (points, served views):
-  'meets the rule', 'fails the rule', or, while seeds are missing and the
-  rule can still be met, 'open' with the gain each missing seed would need."""
+def training_flops(settings: Dict) -> float:
+  """Forward FLOPs per image x epochs x training images of one group."""
+  cfg = ModelConfig.from_dict({n: settings[n] for n in ModelConfig().to_dict()
+                               if n in settings})
+  model = model_lib.build_model(cfg)
+  return (float(onednn.forward_flops(model)) * settings['epochs'] *
+          (settings['train_images'] or 1))
+
+
+def verdict(gains: List[float], compute: float = 1.0) -> str:
+  """The rule on one candidate's per-seed gains (points, served views) at
+  `compute` times the default's training compute: 'meets the rule', 'fails
+  the rule', or, while seeds are missing and the rule can still be met,
+  'open' with the gain each missing seed would need; above BUDGET_COMPUTE,
+  'over the budget' first (never a default), the accuracy verdict after."""
+  by_accuracy = _accuracy_verdict(gains)
+  if compute > BUDGET_COMPUTE:
+    return (f'over the budget ({compute:.2f}x the training compute); by '
+            f'accuracy alone: {by_accuracy}')
+  return by_accuracy
+
+
+def _accuracy_verdict(gains: List[float]) -> str:
   ups = sum(g > 0 for g in gains)
   missing = SEEDS_NEEDED - len(gains)
   if missing <= 0:
@@ -104,6 +141,7 @@ def compare(paths: List[str]) -> Dict:
   # The most-seeded default wins if it ran with several training sets.
   baseline_key = max(baselines, key=lambda k: len(groups[k]))
   base_settings, base = settings_of[baseline_key], groups[baseline_key]
+  base_flops = training_flops(base_settings)
   candidates = []
   for key, runs in groups.items():
     if key == baseline_key:
@@ -116,6 +154,7 @@ def compare(paths: List[str]) -> Dict:
     gains = {view: [100 * (runs[s][view] - base[s][view]) for s in seeds]
              for view in VIEWS}
     served = gains[SERVED]
+    compute = training_flops(settings_of[key]) / base_flops
     candidates.append({
         'changed': changed,
         'seeds': seeds,
@@ -126,7 +165,8 @@ def compare(paths: List[str]) -> Dict:
             [runs[s][SERVED] for s in seeds],
             [base[s][SERVED] for s in seeds]).pvalue)
                        if len(seeds) >= 3 else None),
-        'verdict': verdict(served),
+        'relative_compute': compute,
+        'verdict': verdict(served, compute),
     })
   candidates.sort(key=lambda c: c['mean_gain_points'][SERVED])
   return {'baseline': {'seeds': sorted(base),
@@ -138,6 +178,13 @@ def compare(paths: List[str]) -> Dict:
 
 def _label(changed: Dict) -> str:
   return ', '.join(f'{k}={v}' for k, v in sorted(changed.items()))
+
+
+def _short(candidate: Dict) -> str:
+  """The verdict as the chart's row label has room for it."""
+  if candidate['verdict'].startswith('over the budget'):
+    return f"over the budget ({candidate['relative_compute']:.2f}x compute)"
+  return candidate['verdict']
 
 
 def plot(result: Dict, path: str) -> None:
@@ -153,18 +200,24 @@ def plot(result: Dict, path: str) -> None:
                    f'{UPS_NEEDED} of {SEEDS_NEEDED} seeds')
   for row, c in enumerate(candidates):
     gains = c['gain_points'][SERVED]
+    color = ('tab:green' if c['verdict'] == 'meets the rule' else
+             'tab:orange' if c['verdict'].startswith('over the budget') else
+             'tab:blue')
     ax.barh(row, c['mean_gain_points'][SERVED], height=0.5, alpha=0.35,
-            color='tab:green' if c['verdict'] == 'meets the rule'
-            else 'tab:blue')
+            color=color)
     ax.scatter(gains, [row] * len(gains), s=18, color='k', zorder=3)
   ax.set_yticks(range(len(candidates)))
   ax.set_yticklabels([f"{_label(c['changed'])}\n{len(c['seeds'])} seed"
-                      f"{'s' if len(c['seeds']) > 1 else ''}: {c['verdict']}"
+                      f"{'s' if len(c['seeds']) > 1 else ''}: {_short(c)}"
                       for c in candidates], fontsize=7)
   ax.set_xlabel('change in eval accuracy, served 10-view TTA (points; '
                 'dots: seeds, bars: means)', fontsize=9)
   ax.set_title('Candidates against the default, seed by seed', fontsize=10)
-  ax.legend(loc='upper left', fontsize=7)  # the losses' side, top: empty
+  handles, _ = ax.get_legend_handles_labels()
+  handles.append(matplotlib.patches.Patch(
+      color='tab:orange', alpha=0.35, label=f'over the budget: > {BUDGET_COMPUTE}x '
+      'the default\'s training compute'))
+  ax.legend(handles=handles, loc='upper left', fontsize=7)  # empty corner
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -188,7 +241,8 @@ def main(argv=None) -> int:
   for c in result['candidates']:
     gains = ' / '.join(f'{g:+.2f}' for g in c['gain_points'][SERVED])
     print(f"{_label(c['changed']):45s} seeds {c['seeds']}: {gains} "
-          f"(mean {c['mean_gain_points'][SERVED]:+.2f}, up in {c['up_in']}): "
+          f"(mean {c['mean_gain_points'][SERVED]:+.2f}, up in {c['up_in']}, "
+          f"{c['relative_compute']:.2f}x compute): "
           f"{c['verdict']}")
   with open(args.output, 'w') as f:
     json.dump(result, f, indent=1)

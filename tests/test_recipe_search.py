@@ -4,6 +4,7 @@ recipe replaces the default, and the pairing of its runs with the default's."""
 import importlib.util
 import json
 import os
+import sys
 
 import pytest
 
@@ -11,16 +12,17 @@ from models.config import ModelConfig
 
 _PATH = os.path.join(os.path.dirname(__file__), '..', 'benchmarks',
                      'recipe_search.py')
+sys.path.insert(0, os.path.dirname(_PATH))  # its `import onednn`, as run
 _spec = importlib.util.spec_from_file_location('recipe_search', _PATH)
 recipe_search = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(recipe_search)
 
 
 def _write_run(directory, name, served, seed, clean_final_epochs=0,
-               **changes):
+               train_images=54000, **changes):
   """A results file as benchmarks/recipes.py --only writes it."""
   config = dict(ModelConfig().to_dict(), seed=seed, **changes)
-  result = {'epochs': config['epochs'], 'train_images': 54000,
+  result = {'epochs': config['epochs'], 'train_images': train_images,
             'mixup_alpha': 0.0, 'clean_final_epochs': clean_final_epochs,
             'recipes': {'default': {'config': config, 'val_accuracy_tta': {
                 'plain': served - 0.005, 'flip_tta': served - 0.002,
@@ -91,3 +93,25 @@ def test_without_a_run_of_the_default_it_says_so(tmp_path):
   paths = [_write_run(tmp_path, 'wd', 0.95, 42, weight_decay=0.05)]
   with pytest.raises(ValueError, match='no run of the default'):
     recipe_search.compare(paths)
+
+
+def test_a_candidate_over_the_budget_never_meets_the_rule(tmp_path):
+  """Twice the epochs win on every seed, but cost twice the training the
+  20 minutes allow for; less data costs less and is judged on accuracy."""
+  default_epochs = ModelConfig().epochs
+  paths = []
+  for seed in (42, 7, 1, 2):
+    paths += [
+        _write_run(tmp_path, 'default', 0.950, seed),
+        _write_run(tmp_path, 'long', 0.955, seed, epochs=2 * default_epochs),
+        _write_run(tmp_path, 'less', 0.951, seed, train_images=48600)]
+  candidates = {next(iter(c['changed'])): c
+                for c in recipe_search.compare(paths)['candidates']}
+  long = candidates['epochs']
+  assert long['relative_compute'] == pytest.approx(2.0)
+  assert long['verdict'] == ('over the budget (2.00x the training compute); '
+                             'by accuracy alone: meets the rule')
+  less = candidates['train_images']
+  assert less['relative_compute'] == pytest.approx(0.9)
+  assert less['verdict'] == 'meets the rule'
+  assert recipe_search.verdict([0.2] * 4, compute=1.2) == 'meets the rule'
