@@ -93,7 +93,7 @@ def training_flops(settings: Dict) -> float:
                                if n in settings})
   model = model_lib.build_model(cfg)
   return (float(onednn.forward_flops(model)) * settings['epochs'] *
-          (settings['train_images'] or 1))
+          settings['train_images'])
 
 
 def verdict(gains: List[float], compute: float = 1.0) -> str:
@@ -180,9 +180,13 @@ def _label(changed: Dict) -> str:
   return ', '.join(f'{k}={v}' for k, v in sorted(changed.items()))
 
 
+def _over_budget(candidate: Dict) -> bool:
+  return candidate['relative_compute'] > BUDGET_COMPUTE
+
+
 def _short(candidate: Dict) -> str:
   """The verdict as the chart's row label has room for it."""
-  if candidate['verdict'].startswith('over the budget'):
+  if _over_budget(candidate):
     return f"over the budget ({candidate['relative_compute']:.2f}x compute)"
   return candidate['verdict']
 
@@ -201,7 +205,7 @@ def plot(result: Dict, path: str) -> None:
   for row, c in enumerate(candidates):
     gains = c['gain_points'][SERVED]
     color = ('tab:green' if c['verdict'] == 'meets the rule' else
-             'tab:orange' if c['verdict'].startswith('over the budget') else
+             'tab:orange' if _over_budget(c) else
              'tab:blue')
     ax.barh(row, c['mean_gain_points'][SERVED], height=0.5, alpha=0.35,
             color=color)
@@ -215,8 +219,9 @@ def plot(result: Dict, path: str) -> None:
   ax.set_title('Candidates against the default, seed by seed', fontsize=10)
   handles, _ = ax.get_legend_handles_labels()
   handles.append(matplotlib.patches.Patch(
-      color='tab:orange', alpha=0.35, label=f'over the budget: > {BUDGET_COMPUTE}x '
-      'the default\'s training compute'))
+      color='tab:orange', alpha=0.35,
+      label=f'over the budget: > {BUDGET_COMPUTE}x the default\'s training '
+            'compute'))
   ax.legend(handles=handles, loc='upper left', fontsize=7)  # empty corner
   fig.tight_layout()
   fig.savefig(path, dpi=120)
