@@ -16,8 +16,9 @@ points, so the chart shades that band.
 Cost: each group's training compute is its model's forward FLOPs per image
 (benchmarks/onednn.py's count of the conv and dense layers) times its epochs
 times its training images, relative to the default's. The 20-minute budget
-leaves the default's ~14 minutes of training ~1.2x (README "Results"), so a
-candidate above that is "over the budget" whatever its accuracy: a measure
+leaves ~3 minutes beyond the default's ~17, ~14 of them training (README
+"Results"): ~1.2x its training. A candidate above that is "over the budget"
+whatever its accuracy: a measure
 of what compute buys, never a default. FLOPs are not time (32-64-128 costs
 2.08x the default's FLOPs per image and 1.85x its step time with AVX2
 kernels: wider layers use the cores better); a close call needs
