@@ -15,14 +15,12 @@ points, so the chart shades that band.
 
 Cost: each group's training compute is its model's forward FLOPs per image
 (benchmarks/onednn.py's count of the conv and dense layers) times its epochs
-times its training images, relative to the default's. The 20-minute budget
-leaves ~3 minutes beyond the default's ~17, ~14 of them training (README
-"Results"): ~1.2x its training. A candidate above that is "over the budget"
-whatever its accuracy: a measure
-of what compute buys, never a default. FLOPs are not time (32-64-128 costs
-2.08x the default's FLOPs per image and 1.85x its step time with AVX2
-kernels: wider layers use the cores better); a close call needs
-benchmarks/architectures.py's step time A/B.
+times its training images, relative to the default's. Above what the
+20-minute budget allows (BUDGET_COMPUTE) a candidate is "over the budget"
+whatever its accuracy: a measure of what compute buys, never a default.
+FLOPs are not time (32-64-128 costs 2.08x the default's FLOPs per image
+and 1.85x its step time with AVX2 kernels: wider layers use the cores
+better); a close call needs benchmarks/architectures.py's step time A/B.
 
 Writes benchmarks/results/recipe_search.json and recipe_search.png.
 """
@@ -104,10 +102,14 @@ def verdict(gains: List[float], compute: float = 1.0) -> str:
   'open' with the gain each missing seed would need; above BUDGET_COMPUTE,
   'over the budget' first (never a default), the accuracy verdict after."""
   by_accuracy = _accuracy_verdict(gains)
-  if compute > BUDGET_COMPUTE:
+  if over_budget(compute):
     return (f'over the budget ({compute:.2f}x the training compute); by '
             f'accuracy alone: {by_accuracy}')
   return by_accuracy
+
+
+def over_budget(compute: float) -> bool:
+  return compute > BUDGET_COMPUTE
 
 
 def _accuracy_verdict(gains: List[float]) -> str:
@@ -181,13 +183,9 @@ def _label(changed: Dict) -> str:
   return ', '.join(f'{k}={v}' for k, v in sorted(changed.items()))
 
 
-def _over_budget(candidate: Dict) -> bool:
-  return candidate['relative_compute'] > BUDGET_COMPUTE
-
-
 def _short(candidate: Dict) -> str:
   """The verdict as the chart's row label has room for it."""
-  if _over_budget(candidate):
+  if over_budget(candidate['relative_compute']):
     return f"over the budget ({candidate['relative_compute']:.2f}x compute)"
   return candidate['verdict']
 
@@ -206,7 +204,7 @@ def plot(result: Dict, path: str) -> None:
   for row, c in enumerate(candidates):
     gains = c['gain_points'][SERVED]
     color = ('tab:green' if c['verdict'] == 'meets the rule' else
-             'tab:orange' if _over_budget(c) else
+             'tab:orange' if over_budget(c['relative_compute']) else
              'tab:blue')
     ax.barh(row, c['mean_gain_points'][SERVED], height=0.5, alpha=0.35,
             color=color)
