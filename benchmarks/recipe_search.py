@@ -4,7 +4,7 @@
 
 Reads benchmarks/recipes.py's results files (one run each), groups the runs
 by everything but the seed (the model config, epochs, training images, mixup,
-clean final epochs), takes the group whose config is today's `ModelConfig()`
+clean final epochs, pruning), takes the group whose config is today's `ModelConfig()`
 as the baseline, and compares every other group with it seed by seed: the
 change in `eval` accuracy plain, with flip TTA and with the served 10 views.
 A candidate becomes the default only by the rule fixed before the search:
@@ -14,8 +14,8 @@ the common outcome: one run on 6,000 images has a standard error of ~0.3
 points, so the chart shades that band.
 
 Cost: each group's training compute is its model's forward FLOPs per image
-(benchmarks/onednn.py's count of the conv and dense layers) times its epochs
-times its training images, relative to the default's. Above what the
+(benchmarks/onednn.py's count of the conv and dense layers) times the images
+it trained on summed over its epochs, relative to the default's. Above what the
 20-minute budget allows (BUDGET_COMPUTE) a candidate is "over the budget"
 whatever its accuracy: a measure of what compute buys, never a default.
 FLOPs are not time (32-64-128 costs 2.08x the default's FLOPs per image
@@ -79,6 +79,8 @@ def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
   settings['train_images'] = result.get('train_images')
   settings['mixup_alpha'] = result.get('mixup_alpha', 0.0)
   settings['clean_final_epochs'] = result.get('clean_final_epochs', 0)
+  settings['prune_after'] = result.get('prune_after', 0)
+  settings['prune_keep'] = result.get('prune_keep', 1.0)
   return settings, seed, run['val_accuracy_tta']
 
 
@@ -86,13 +88,24 @@ def _key(settings: Dict) -> str:
   return json.dumps(settings, sort_keys=True)
 
 
+def image_epochs(settings: Dict) -> float:
+  """Images trained on, summed over the epochs. A pruned run (recipes.py
+  --prune-after K --prune-keep F) trains K epochs on every image, scores
+  them all once (a forward pass: about a third of a training pass) and
+  trains the remaining epochs on the kept share."""
+  n, epochs = settings['train_images'], settings['epochs']
+  after = settings.get('prune_after', 0)
+  if not after:
+    return float(n * epochs)
+  return n * (after + 1 / 3) + n * settings['prune_keep'] * (epochs - after)
+
+
 def training_flops(settings: Dict) -> float:
-  """Forward FLOPs per image x epochs x training images of one group."""
+  """Forward FLOPs per image x the images trained on over all epochs."""
   cfg = ModelConfig.from_dict({n: settings[n] for n in ModelConfig().to_dict()
                                if n in settings})
   model = model_lib.build_model(cfg)
-  return (float(onednn.forward_flops(model)) * settings['epochs'] *
-          settings['train_images'])
+  return float(onednn.forward_flops(model)) * image_epochs(settings)
 
 
 def verdict(gains: List[float], compute: float = 1.0) -> str:
@@ -134,8 +147,9 @@ def compare(paths: List[str]) -> Dict:
   default = ModelConfig().to_dict()
   default.pop('seed')
   # The default trained as the Trainer trains it: no recipes.py prototype
-  # (mixup, clean final epochs) on top.
-  default.update(mixup_alpha=0.0, clean_final_epochs=0)
+  # (mixup, clean final epochs, pruning) on top.
+  default.update(mixup_alpha=0.0, clean_final_epochs=0, prune_after=0,
+                 prune_keep=1.0)
   baselines = [k for k, s in settings_of.items()
                if {n: s[n] for n in default} == default]
   if not baselines:

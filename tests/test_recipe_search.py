@@ -19,11 +19,13 @@ _spec.loader.exec_module(recipe_search)
 
 
 def _write_run(directory, name, served, seed, clean_final_epochs=0,
-               train_images=54000, **changes):
-  """A results file as benchmarks/recipes.py --only writes it."""
+               train_images=54000, prune=(0, 1.0), **changes):
+  """A results file as benchmarks/recipes.py --only writes it; `prune` is
+  its (--prune-after, --prune-keep)."""
   config = dict(ModelConfig().to_dict(), seed=seed, **changes)
   result = {'epochs': config['epochs'], 'train_images': train_images,
             'mixup_alpha': 0.0, 'clean_final_epochs': clean_final_epochs,
+            'prune_after': prune[0], 'prune_keep': prune[1],
             'recipes': {'default': {'config': config, 'val_accuracy_tta': {
                 'plain': served - 0.005, 'flip_tta': served - 0.002,
                 'flip_shift_tta': served}}}}
@@ -117,3 +119,24 @@ def test_a_candidate_over_the_budget_never_meets_the_rule(tmp_path):
   assert less['relative_compute'] == pytest.approx(0.9)
   assert less['verdict'] == 'meets the rule'
   assert recipe_search.verdict([0.2] * 4, compute=1.2) == 'meets the rule'
+
+
+def test_a_pruned_run_costs_the_images_it_trained_on(tmp_path):
+  """recipes.py --prune-after 4 --prune-keep 0.45: 4 epochs on every image,
+  one scoring pass (a third of a training pass), 24 epochs on 45 % of them;
+  the seeds' widths (2.08x the FLOPs per image) fit the budget that way,
+  and keeping half would not (1.22x)."""
+  paths = [_write_run(tmp_path, 'default', 0.950, 42),
+           _write_run(tmp_path, 'pruned', 0.951, 42, prune=(4, 0.45),
+                      conv_filters=[32, 64, 128])]
+  (candidate,) = recipe_search.compare(paths)['candidates']
+  assert candidate['changed'] == {'prune_after': 4, 'prune_keep': 0.45,
+                                  'conv_filters': [32, 64, 128]}
+  widths = recipe_search.training_flops(
+      dict(ModelConfig().to_dict(), conv_filters=[32, 64, 128],
+           train_images=54000)) / recipe_search.training_flops(
+               dict(ModelConfig().to_dict(), train_images=54000))
+  assert candidate['relative_compute'] == pytest.approx(
+      widths * (4 + 1 / 3 + 0.45 * 24) / 28)
+  assert not recipe_search.over_budget(candidate['relative_compute'])
+  assert recipe_search.over_budget(widths * (4 + 1 / 3 + 0.5 * 24) / 28)
