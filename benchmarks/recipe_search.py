@@ -244,7 +244,7 @@ def plot(result: Dict, path: str) -> None:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--files', default=os.path.join(
-      RESULTS, 'recipes-2026-12-06-*.json'),
+      RESULTS, 'recipes-2026-12-0[67]-*.json'),
                  help='glob of benchmarks/recipes.py results files')
   p.add_argument('--output', default=os.path.join(RESULTS,
                                                   'recipe_search.json'))
