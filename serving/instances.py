@@ -36,10 +36,22 @@ def _numbers(value: Any, where: str) -> np.ndarray:
         f'{where}: pixels must be {_SHAPES} (rows of unequal length?)',
         kind='wrong_shape') from None
   if arr.dtype.kind not in 'iuf':
+    if arr.dtype.kind == 'O' and _only_integers(value):
+      # Numbers, but past int64: JSON's integers are unbounded, numpy's not.
+      raise errors.InvalidInput(
+          f'{where}: pixels outside [0, 255] (integers too large for any '
+          'pixel)', kind='out_of_range')
     raise errors.InvalidInput(
         f'{where}: pixels must be numbers, got {_describe(value)}',
         kind='not_numbers')
   return arr
+
+
+def _only_integers(value: Any) -> bool:
+  """Whether a nested list holds nothing but integers (never bools)."""
+  if isinstance(value, list):
+    return all(_only_integers(v) for v in value)
+  return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _describe(value: Any) -> str:

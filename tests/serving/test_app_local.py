@@ -191,6 +191,11 @@ def _bad_cases(images):
        400, 'out_of_range', '[0, 255]'),
       ('negative', '/predict', dict(json={'pixels': [-1] * 784}),
        400, 'out_of_range', None),
+      # Past int64: numpy cannot hold it, but it is a number, too large.
+      ('huge integers', PREDICT, dict(json={'instances': [[10**23] * 784]}),
+       400, 'out_of_range', '[0, 255]'),
+      ('one huge integer', PREDICT, dict(json={'instances': [[0] * 783 + [2**70]]}),
+       400, 'out_of_range', '[0, 255]'),
       ('NaN', PREDICT, dict(content=json.dumps({'instances': [nan]}),
                             headers={'content-type': 'application/json'}),
        400, 'not_finite', 'NaN'),
