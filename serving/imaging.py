@@ -25,6 +25,12 @@ _BACKGROUND_THRESHOLD = 127
 def _open(data: bytes, max_pixels: int) -> Image.Image:
   try:
     image = Image.open(io.BytesIO(data))
+  except Image.DecompressionBombError:
+    # PIL refuses to open a header claiming over ~179M pixels: a real image,
+    # too large, not garbage.
+    raise errors.InvalidInput(
+        f'image has more than {max_pixels} pixels (far more); scale it down '
+        'before sending', kind='image_too_large') from None
   except Exception:  # PIL raises several types for garbage
     raise errors.InvalidInput(
         'the upload is not a PNG or JPEG image', kind='not_an_image') from None

@@ -3,6 +3,8 @@
 import asyncio
 import io
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -70,6 +72,24 @@ def test_huge_image_rejected_before_decoding():
   data = _encode(Image.new('L', (3000, 3000)))
   with pytest.raises(errors.InvalidInput) as e:
     imaging.to_pixels(data, max_pixels=1000 * 1000)
+  assert e.value.kind == 'image_too_large' and 'scale it down' in e.value.message
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+  """A 1x1 PNG whose header (IHDR) claims width x height pixels."""
+  data = bytearray(_encode(Image.new('L', (1, 1))))
+  ihdr = 8 + 4  # signature, then the IHDR chunk's length
+  data[ihdr + 4:ihdr + 12] = struct.pack('>II', width, height)
+  crc = zlib.crc32(bytes(data[ihdr:ihdr + 17]))  # type + 13 bytes of data
+  data[ihdr + 17:ihdr + 21] = struct.pack('>I', crc)
+  return bytes(data)
+
+
+def test_a_header_past_pils_bomb_limit_is_too_large_not_garbage():
+  """PIL refuses to open it at all (DecompressionBombError): still a PNG,
+  and the client should hear that it is too large."""
+  with pytest.raises(errors.InvalidInput) as e:
+    imaging.to_pixels(_png_claiming(20000, 20000))
   assert e.value.kind == 'image_too_large' and 'scale it down' in e.value.message
 
 
