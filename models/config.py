@@ -7,7 +7,10 @@ label smoothing, 30 epochs, no TTA, no temperature) is `SEEDS`, reachable with
 """
 
 import dataclasses
+import numbers
 from typing import Any, Dict, Tuple
+
+from models.features import IMAGE_SIZE
 
 
 LR_SCHEDULES = ('plateau', 'cosine')
@@ -17,6 +20,27 @@ POOL_PADDINGS = ('valid', 'same')
 # The string knobs and the values each accepts.
 _CHOICES = {'lr_schedule': LR_SCHEDULES, 'optimizer': OPTIMIZERS,
             'activation': ACTIVATIONS, 'pool_padding': POOL_PADDINGS}
+# The numeric knobs' valid ranges, (low, high, high included?): a value
+# outside one fails here with its name, not as a TensorFlow traceback
+# mid-training (batch_size=0) or a model that silently means something else.
+_AT_LEAST_1 = (1, float('inf'), True)
+_AT_LEAST_0 = (0, float('inf'), True)
+_SHARE = (0, 1, True)  # a probability
+_BELOW_1 = (0, 1, False)  # a rate that must leave something
+_RANGES = {
+    'convs_per_block': _AT_LEAST_1, 'dense_units': _AT_LEAST_1,
+    'batchnorm_momentum': _BELOW_1, 'conv_dropout': _BELOW_1,
+    'dense_dropout': _BELOW_1, 'momentum': _BELOW_1,
+    'weight_decay': _AT_LEAST_0, 'rotation_degrees': (0, 180, True),
+    'shift_fraction': _BELOW_1, 'shear_fraction': _AT_LEAST_0,
+    'zoom_fraction': _BELOW_1, 'augment_probability': _SHARE,
+    'erasing_probability': _SHARE, 'label_smoothing': _BELOW_1,
+    'epochs': _AT_LEAST_1, 'batch_size': _AT_LEAST_1,
+    'early_stopping_patience': _AT_LEAST_0, 'warmup_epochs': _AT_LEAST_0,
+    'lr_reduce_patience': _AT_LEAST_0, 'lr_reduce_factor': (0, 1, False),
+    'min_learning_rate': _AT_LEAST_0, 'shuffle_buffer': _AT_LEAST_1,
+    'squeeze_excitation': _AT_LEAST_0,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,16 +185,35 @@ class ModelConfig:
       value = getattr(self, name)
       if value not in choices:
         raise ValueError(f'{name} must be one of {choices}, got {value!r}')
-    if not 0 <= self.erasing_probability <= 1:
-      raise ValueError('erasing_probability must be in [0, 1]')
-    if not 0 <= self.label_smoothing < 1:
-      raise ValueError('label_smoothing must be in [0, 1)')
-    if self.squeeze_excitation < 0:
-      raise ValueError('squeeze_excitation must be >= 0 (0: off), got '
-                       f'{self.squeeze_excitation}')
+    for name, (low, high, closed) in _RANGES.items():
+      value = getattr(self, name)
+      if not (low <= value <= high if closed else low <= value < high):
+        bounds = (f'>= {low}' if high == float('inf') else
+                  f'in [{low}, {high}{"]" if closed else ")"}')
+        raise ValueError(f'{name} must be {bounds}, got {value!r}')
+    for name in ('learning_rate', 'clipnorm'):
+      if not getattr(self, name) > 0:
+        raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+    self._check_conv_filters()
     if self.residual and (self.convs_per_block < 2 or self.convs_per_block % 2):
       raise ValueError('residual blocks pair their convs: convs_per_block must '
                        f'be even, got {self.convs_per_block}')
+
+  def _check_conv_filters(self) -> None:
+    """One width per block, each at least 1, and few enough blocks that the
+    28x28 image survives their 2x2 poolings (four with 'valid' padding)."""
+    filters = self.conv_filters
+    if not filters or any(not isinstance(f, int) or isinstance(f, bool)
+                          or f < 1 for f in filters):
+      raise ValueError('conv_filters must be one or more whole numbers >= 1 '
+                       f'(a width per block), got {list(filters)!r}')
+    size = IMAGE_SIZE
+    for _ in filters:
+      size = size // 2 if self.pool_padding == 'valid' else -(-size // 2)
+    if size < 1:
+      raise ValueError(f'{len(filters)} blocks pool a {IMAGE_SIZE}x'
+                       f'{IMAGE_SIZE} image away (each halves it, '
+                       f'{self.pool_padding!r} padding); use fewer')
 
   def to_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)
@@ -185,7 +228,10 @@ class ModelConfig:
       raise ValueError(f'unknown model config keys: {unknown}')
     d = dict(d)
     if 'conv_filters' in d:
-      d['conv_filters'] = tuple(int(f) for f in d['conv_filters'])
+      # numpy's integers too; anything else (1.5, "16") fails the check.
+      d['conv_filters'] = tuple(
+          int(f) if isinstance(f, numbers.Integral) and not isinstance(
+              f, bool) else f for f in d['conv_filters'])
     return cls(**d)
 
   def run_name(self) -> str:

@@ -110,6 +110,13 @@ def test_model_params_override_the_config(tmp_path):
     ('horizontal_flip=1', 'is not a bool'),
     ('lr_schedule=linear', "lr_schedule must be one of ('plateau', 'cosine')"),
     ('erasing_probability=2', 'erasing_probability must be in [0, 1]'),
+    # Values TensorFlow would only refuse mid-run, with a traceback.
+    ('batch_size=0', 'batch_size must be >= 1, got 0'),
+    ('conv_filters=[16, 0]', 'conv_filters must be one or more whole numbers'),
+    ('conv_filters=[]', 'conv_filters must be one or more whole numbers'),
+    ('conv_filters=[8, 8, 8, 8, 8]', '5 blocks pool a 28x28 image away'),
+    ('dense_dropout=1', 'dense_dropout must be in [0, 1), got 1'),
+    ('learning_rate=0', 'learning_rate must be > 0'),
 ])
 def test_bad_model_params_are_named(tmp_path, capsys, param, message):
   assert cli.main(['pipeline', 'run', '--home', str(tmp_path),
