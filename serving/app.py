@@ -46,6 +46,9 @@ from serving.config import ServingConfig
 _log = logging.getLogger(__name__)
 _READY_CACHE_S = 1.0
 _IMAGE_TYPES = ('image/png', 'image/jpeg', 'application/octet-stream')
+# HTTP statuses of route errors (no such route, wrong method) -> the
+# google.rpc code a Vertex client reads.
+_GRPC_STATUS = {404: 'NOT_FOUND', 405: 'UNIMPLEMENTED'}
 
 
 _UNREAD = object()  # a request body not read yet
@@ -378,6 +381,11 @@ def create_app(config: ServingConfig,
     err = errors.ServingError(
         f'{exc.detail}: {request.method} {request.url.path}', kind=kind)
     err.status = exc.status_code
+    # Vertex-shaped bodies name a google.rpc code: the client's mistake,
+    # not the server's INTERNAL.
+    err.grpc_status = _GRPC_STATUS.get(
+        exc.status_code,
+        'INVALID_ARGUMENT' if exc.status_code < 500 else 'INTERNAL')
     metrics.errors.labels(kind=kind).inc()
     return _json(middleware.error_body(
         request.url.path, err, request.state.request_id), exc.status_code)

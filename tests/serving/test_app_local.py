@@ -356,6 +356,15 @@ def test_unknown_routes_and_methods_are_json(local_client):
   assert r.status_code == 404 and 'error' in r.json()
   r = local_client.post('/v1/models/fmnist')
   assert r.status_code == 405 and set(r.json()) == {'error'}
+  # Under a Vertex path the body is Google's error shape, with the
+  # client's mistake named as such (not INTERNAL, a server fault).
+  vertex = '/v1/projects/p/locations/l/endpoints/1'
+  r = local_client.post(f'{vertex}:explain', json={'instances': []})
+  assert r.status_code == 404
+  assert r.json()['error']['status'] == 'NOT_FOUND'
+  r = local_client.get(f'{vertex}:predict')
+  assert r.status_code == 405
+  assert r.json()['error']['status'] == 'UNIMPLEMENTED'
 
 
 def test_token_auth(make_client, images):
