@@ -40,6 +40,9 @@ _RANGES = {
     'lr_reduce_patience': _AT_LEAST_0, 'lr_reduce_factor': (0, 1, False),
     'min_learning_rate': _AT_LEAST_0, 'shuffle_buffer': _AT_LEAST_1,
     'squeeze_excitation': _AT_LEAST_0,
+    # 0 is allowed: the weights stay as initialized, an untrained baseline
+    # (the e2e test's clearly worse candidate that the blessing must refuse).
+    'learning_rate': _AT_LEAST_0,
 }
 
 
@@ -191,9 +194,8 @@ class ModelConfig:
         bounds = (f'>= {low}' if high == float('inf') else
                   f'in [{low}, {high}{"]" if closed else ")"}')
         raise ValueError(f'{name} must be {bounds}, got {value!r}')
-    for name in ('learning_rate', 'clipnorm'):
-      if not getattr(self, name) > 0:
-        raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
+    if not self.clipnorm > 0:
+      raise ValueError(f'clipnorm must be > 0, got {self.clipnorm!r}')
     self._check_conv_filters()
     if self.residual and (self.convs_per_block < 2 or self.convs_per_block % 2):
       raise ValueError('residual blocks pair their convs: convs_per_block must '

@@ -116,7 +116,8 @@ def test_model_params_override_the_config(tmp_path):
     ('conv_filters=[]', 'conv_filters must be one or more whole numbers'),
     ('conv_filters=[8, 8, 8, 8, 8]', '5 blocks pool a 28x28 image away'),
     ('dense_dropout=1', 'dense_dropout must be in [0, 1), got 1'),
-    ('learning_rate=0', 'learning_rate must be > 0'),
+    ('learning_rate=-0.001', 'learning_rate must be >= 0'),
+    ('clipnorm=0', 'clipnorm must be > 0'),
 ])
 def test_bad_model_params_are_named(tmp_path, capsys, param, message):
   assert cli.main(['pipeline', 'run', '--home', str(tmp_path),
