@@ -20,6 +20,14 @@ import shutil
 import sys
 import tempfile
 
+# oneDNN on, as `fmnist run` trains, and before anything below imports
+# TensorFlow: set after the import, TensorFlow reports oneDNN on
+# (IsMklEnabled() is True) but trains as slowly as with it off (a step of the
+# default 240 vs. 140 ms on the 2-core AVX2-only EPYC; models/runtime.py).
+# Until 2026-12-07 this line stood in main(), after the imports, and the run
+# of that day measured the half-on state: 116 s per epoch instead of ~64.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
 from statsmodels.stats import proportion
 
 import hardware  # benchmarks/hardware.py
@@ -138,11 +146,11 @@ def main() -> int:
     argv += ['--epochs', args.epochs]
   for pair in args.model_param:
     argv += ['--model-param', pair]
-  # Read before the run: `fmnist run` sets TF_ENABLE_ONEDNN_OPTS itself.
-  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
   machine = hardware.describe()
   print(f'hardware: {machine}', flush=True)
+  cpu = hardware.CpuShare()
   status = cli.main(argv)
+  cpu_shares = cpu.shares()
   if status:
     return status
   from fmnist import options  # pylint: disable=g-import-not-at-top
@@ -152,12 +160,14 @@ def main() -> int:
   s = summary.summarize(cfg)
   figures = figures_of(s, cfg)
   print(f'hardware: {machine} (at the start); load at the end '
-        f'{os.getloadavg()[0]:.2f}')
+        f'{os.getloadavg()[0]:.2f}; CPU time during the run: '
+        f'{hardware.describe_shares(cpu_shares)}')
   print(markdown(s, figures))
   results = _load(args.results)
   results[args.label] = dict(figures, hardware=machine,
                              model_params=args.model_param,
-                             load_at_end=os.getloadavg()[0])
+                             load_at_end=os.getloadavg()[0],
+                             cpu_shares=cpu_shares)
   os.makedirs(os.path.dirname(args.results), exist_ok=True)
   with open(args.results, 'w') as f:
     json.dump(results, f, indent=1)

@@ -1,15 +1,18 @@
 """Process-wide TensorFlow settings that must be chosen before TF is imported.
 
-oneDNN (TF_ENABLE_ONEDNN_OPTS) is read once, when TensorFlow is first
-imported. TF 2.16 turns it on by default only on CPUs with AVX-512/AMX; on an
-AVX2-only CPU it stays off, and a training step of the default CNN is ~2.2x
-slower there (683 vs. 307 ms at batch 128, issue 10). But oneDNN makes
-batch-1 inference slower on the same CPU (3.8 -> 21.5 ms per image), which
-is what the proxy mostly runs. So the commands that train (the Trainer runs
-in `fmnist pipeline run`'s process under LocalDagRunner) ask for it on, and
-`fmnist serve` asks for it off. A value the user set wins; on Vertex the
-pipeline image's Dockerfile sets it for the Trainer's container.
-benchmarks/onednn.py measures both sides on the machine at hand.
+oneDNN (TF_ENABLE_ONEDNN_OPTS) must be chosen before TensorFlow is imported.
+Set after the import, it takes half effect: `IsMklEnabled()` reports True,
+but a training step of the default CNN is about as slow as with oneDNN off
+(240 vs. 140 ms on the 2-core AVX2-only EPYC, 2026-12-07). TF 2.16 turns
+it on by default only on CPUs with AVX-512/AMX; on an AVX2-only CPU it stays
+off, and a training step of the default CNN is ~2.2x slower there (683 vs.
+307 ms at batch 128, issue 10). But oneDNN makes batch-1 inference slower on
+the same CPU (3.8 -> 21.5 ms per image), which is what the proxy mostly
+runs. So the commands that train (the Trainer runs in `fmnist pipeline
+run`'s process under LocalDagRunner) ask for it on, and `fmnist serve` asks
+for it off. A value the user set wins; on Vertex the pipeline image's
+Dockerfile sets it for the Trainer's container. benchmarks/onednn.py
+measures both sides on the machine at hand.
 
 `keras_code_as_written` is the one setting here that needs TensorFlow: it
 must be in place before Keras first traces a training step.
@@ -29,14 +32,15 @@ def prefer_onednn(enabled: bool) -> str:
 
   Returns the value in effect. Must run before TensorFlow is imported; if it
   is imported already (a caller in the same process, e.g. a notebook or a
-  test) the setting cannot change: 'unchanged', logged at debug level.
+  test) it is left alone, 'unchanged', with a warning.
   """
   wanted = '1' if enabled else '0'
   if ONEDNN_ENV in os.environ:
     return os.environ[ONEDNN_ENV]
   if 'tensorflow' in sys.modules:
-    _log.debug('TensorFlow is already imported: %s=%s has no effect',
-                 ONEDNN_ENV, wanted)
+    # Not set now: that would half-enable it (see the module docstring).
+    _log.warning('TensorFlow is already imported: %s=%s is not applied; '
+                 'set it before TensorFlow is imported', ONEDNN_ENV, wanted)
     return 'unchanged'
   os.environ[ONEDNN_ENV] = wanted
   return wanted
