@@ -32,15 +32,17 @@ def prefer_onednn(enabled: bool) -> str:
 
   Returns the value in effect. Must run before TensorFlow is imported; if it
   is imported already (a caller in the same process, e.g. a notebook or a
-  test) it is left alone, 'unchanged', with a warning.
+  test) it is left alone: 'unchanged', logged at debug level.
   """
   wanted = '1' if enabled else '0'
   if ONEDNN_ENV in os.environ:
     return os.environ[ONEDNN_ENV]
   if 'tensorflow' in sys.modules:
     # Not set now: that would half-enable it (see the module docstring).
-    _log.warning('TensorFlow is already imported: %s=%s is not applied; '
-                 'set it before TensorFlow is imported', ONEDNN_ENV, wanted)
+    # Debug, not a warning: tests and notebooks call the commands in a
+    # process that imported TensorFlow long before, on purpose.
+    _log.debug('TensorFlow is already imported: %s=%s is not applied',
+               ONEDNN_ENV, wanted)
     return 'unchanged'
   os.environ[ONEDNN_ENV] = wanted
   return wanted
