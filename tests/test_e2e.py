@@ -87,6 +87,9 @@ def test_first_span_trains_evaluates_and_pushes(home, capsys):
   assert 0.0 <= s.metrics.overall['ece'] <= 1.0
   assert len(s.metrics.per_class) == features.NUM_CLASSES
   assert 'test accuracy' in out and 'pushed to' in out
+  # Its times mean little without the CPU and oneDNN state next to them.
+  machine = [l for l in out.splitlines() if l.startswith('machine: ')]
+  assert len(machine) == 1 and ' cores, oneDNN o' in machine[0]
   # The default fits its served temperature on the span's eval split.
   assert s.temperature['examples'] == 200
   assert s.temperature['nll_after'] <= s.temperature['nll_before']

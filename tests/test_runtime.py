@@ -10,13 +10,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE = ('from models import runtime; v = runtime.prefer_onednn({enabled}); '
          'import tensorflow; '
          'from tensorflow.python.util import _pywrap_util_port as p; '
-         'print(v, p.IsMklEnabled())')
+         'print(v, p.IsMklEnabled(), runtime.machine().split()[-1])')
 
 
 @pytest.mark.parametrize('enabled,preset,expected', [
-    (True, None, '1 True'),     # training: on, even where TF leaves it off
-    (False, None, '0 False'),   # serving: off, even where TF turns it on
-    (True, '0', '0 False'),     # the user's own setting wins
+    (True, None, '1 True on'),     # training: on, even where TF leaves it off
+    (False, None, '0 False off'),  # serving: off, even where TF turns it on
+    (True, '0', '0 False off'),    # the user's own setting wins
 ])
 def test_prefer_onednn_decides_what_tensorflow_uses(enabled, preset,
                                                     expected):

@@ -57,6 +57,7 @@ def run(args) -> int:
   from pipeline import local_runner  # pylint: disable=g-import-not-at-top
   from pipeline import summary  # pylint: disable=g-import-not-at-top
   print(summary.format_summary(local_runner.run_local(cfg)))
+  print(f'machine: {runtime.machine()}')  # what the times above ran on
   return 0
 
 

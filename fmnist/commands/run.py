@@ -31,4 +31,5 @@ def run(args) -> int:
     print(f'wrote {ingest.ingest(options.ingest_config(args))}')
   print(summary.format_summary(local_runner.run_local(cfg)))
   print(f'report: {report.write_report(cfg)}')
+  print(f'machine: {runtime.machine()}')  # what the times above ran on
   return 0
