@@ -30,9 +30,11 @@ class CpuShare:
   to this process (and its children), to other processes, idle, or stolen
   by the hypervisor.
 
-  Why: the same run on the same 2-core VM took 116 s per epoch one day and
-  64 s another (README "On a 2-core AVX2 machine"); a timing means little
-  unless it says whether the process had both cores to itself.
+  Why: on a shared 2-core VM a run's epochs vary by a tenth or more (54-87 s
+  for the same network on one day, README "On a 2-core AVX2 machine"); a
+  timing means little unless it says whether the process had both cores to
+  itself, and when it had, a slow run has a cause inside the process (that
+  day's first run: oneDNN half on).
   """
 
   def __init__(self):
