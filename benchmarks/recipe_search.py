@@ -4,7 +4,7 @@
 
 Reads benchmarks/recipes.py's results files (one run each), groups the runs
 by everything but the seed (the model config, epochs, training images, mixup,
-clean final epochs, pruning), takes the group whose config is today's `ModelConfig()`
+clean final epochs, pruning, cropped epochs), takes the group whose config is today's `ModelConfig()`
 as the baseline, and compares every other group with it seed by seed: the
 change in `eval` accuracy plain, with flip TTA and with the served 10 views.
 A candidate becomes the default only by the rule fixed before the search:
@@ -40,6 +40,7 @@ import numpy as np
 from scipy import stats
 
 import onednn  # benchmarks/onednn.py
+from models import features
 from models import model as model_lib
 from models.config import ModelConfig
 
@@ -81,6 +82,8 @@ def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
   settings['clean_final_epochs'] = result.get('clean_final_epochs', 0)
   settings['prune_after'] = result.get('prune_after', 0)
   settings['prune_keep'] = result.get('prune_keep', 1.0)
+  settings['crop_epochs'] = result.get('crop_epochs', 0)
+  settings['crop_size'] = result.get('crop_size')
   return settings, seed, run['val_accuracy_tta']
 
 
@@ -100,12 +103,44 @@ def image_epochs(settings: Dict) -> float:
   return n * (after + 1 / 3) + n * settings['prune_keep'] * (epochs - after)
 
 
+def cropped_flops(model, size: int, pool_padding: str) -> float:
+  """Forward FLOPs per image of `model` on size x size crops (recipes.py
+  --crop-epochs): each conv's map shrinks with the input (24 x 24 runs the
+  blocks at 24, 12, 6 where 28 x 28 runs them at 28, 14, 7), the dense
+  layers after the last pooling stay as they are."""
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  full, small, side = features.IMAGE_SIZE, size, {}
+  while full >= 1 and full not in side:
+    side[full] = small
+    if pool_padding == 'valid':
+      full, small = full // 2, small // 2
+    else:
+      full, small = -(-full // 2), -(-small // 2)
+  flops = 0.0
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.Conv2D):
+      _, h, w, c_out = layer.output.shape
+      kh, kw = layer.kernel_size
+      flops += (2 * side[h] * side[w] * c_out * kh * kw
+                * layer.input.shape[-1])
+    elif isinstance(layer, keras.layers.Dense):
+      flops += 2 * layer.input.shape[-1] * layer.units
+  return flops
+
+
 def training_flops(settings: Dict) -> float:
-  """Forward FLOPs per image x the images trained on over all epochs."""
+  """Forward FLOPs per image x the images trained on over all epochs; a
+  cropped run's first epochs at its crops' FLOPs."""
   cfg = ModelConfig.from_dict({n: settings[n] for n in ModelConfig().to_dict()
                                if n in settings})
   model = model_lib.build_model(cfg)
-  return float(onednn.forward_flops(model)) * image_epochs(settings)
+  flops = float(onednn.forward_flops(model))
+  crop_epochs = settings.get('crop_epochs', 0)
+  if not crop_epochs:
+    return flops * image_epochs(settings)
+  small = cropped_flops(model, settings['crop_size'], cfg.pool_padding)
+  return settings['train_images'] * (
+      small * crop_epochs + flops * (settings['epochs'] - crop_epochs))
 
 
 def verdict(gains: List[float], compute: float = 1.0) -> str:
@@ -147,9 +182,9 @@ def compare(paths: List[str]) -> Dict:
   default = ModelConfig().to_dict()
   default.pop('seed')
   # The default trained as the Trainer trains it: no recipes.py prototype
-  # (mixup, clean final epochs, pruning) on top.
+  # (mixup, clean final epochs, pruning, crops) on top.
   default.update(mixup_alpha=0.0, clean_final_epochs=0, prune_after=0,
-                 prune_keep=1.0)
+                 prune_keep=1.0, crop_epochs=0, crop_size=None)
   baselines = [k for k, s in settings_of.items()
                if {n: s[n] for n in default} == default]
   if not baselines:

@@ -183,6 +183,53 @@ def hardest(scores: np.ndarray, labels: np.ndarray, keep: float
   return np.sort(np.concatenate(kept))
 
 
+def cropped(model, size: int):
+  """The same network on size x size inputs: its very layers (so the same
+  weights, BatchNorm statistics and, compiled with its optimizer, the same
+  optimizer state) applied to a smaller image. With 'valid' pooling, 24 x 24
+  ends in the same 3 x 3 map as 28 x 28 (24-12-6-3 against 28-14-7-3), so the
+  dense head fits both, and a conv costs (24/28)^2 = 0.73 of its FLOPs: a
+  prototype of progressive resizing for `--crop-epochs` (plain conv stacks
+  only: the layers are re-applied as a chain)."""
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  inputs = keras.Input(shape=(size * size,))
+  x = keras.layers.Reshape((size, size, 1))(inputs)
+  for layer in model.layers[2:]:  # after the input and its reshape
+    x = layer(x)
+  small = keras.Model(inputs, x)
+  small.compile(optimizer=model.optimizer, loss=model.loss,
+                metrics=['sparse_categorical_accuracy'])
+  return small
+
+
+def center_crops(x: np.ndarray, size: int) -> np.ndarray:
+  """Flat 28 x 28 images -> their central size x size windows, flat."""
+  full = features.IMAGE_SIZE
+  top = (full - size) // 2
+  return x.reshape(-1, full, full)[:, top:top + size, top:top + size].reshape(
+      len(x), size * size)
+
+
+def random_crops(x: np.ndarray, y: np.ndarray, size: int, batch_size: int,
+                 seed: int):
+  """Shuffled batches of a random size x size window of each flat 28 x 28
+  image, a new window for every image in every epoch (random-crop
+  augmentation at a lower resolution)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  full = features.IMAGE_SIZE
+
+  def crop(images, labels):
+    n = tf.shape(images)[0]
+    images = tf.reshape(images, [n, full, full])
+    corners = tf.random.uniform([n, 2], 0, full - size + 1, dtype=tf.int32)
+    window = tf.range(size)
+    images = tf.gather(images, corners[:, :1] + window, axis=1, batch_dims=1)
+    images = tf.gather(images, corners[:, 1:] + window, axis=2, batch_dims=1)
+    return tf.reshape(images, [n, size * size]), labels
+  return (tf.data.Dataset.from_tensor_slices((x, y))
+          .shuffle(len(x), seed=seed).batch(batch_size).map(crop).prefetch(2))
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--epochs', type=int, default=8)
@@ -206,6 +253,12 @@ def main(argv=None) -> int:
                       'wider net? 0 is off)')
   p.add_argument('--prune-keep', type=float, default=1.0,
                  help='share of the training images kept after --prune-after')
+  p.add_argument('--crop-epochs', type=int, default=0,
+                 help='train the first K epochs on random --crop-size crops '
+                      '(progressive resizing, a prototype measured on eval; '
+                      '0 is off)')
+  p.add_argument('--crop-size', type=int, default=24,
+                 help='side of the crops of --crop-epochs')
   p.add_argument('--output', default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), 'results', 'recipes.json'))
   args = p.parse_args(argv)
@@ -225,6 +278,11 @@ def main(argv=None) -> int:
   if args.prune_after and (args.mixup or args.clean_final_epochs):
     p.error('--prune-after combines with neither --mixup nor '
             '--clean-final-epochs')
+  if not 0 <= args.crop_epochs < args.epochs:
+    p.error(f'--crop-epochs must be in [0, --epochs), got {args.crop_epochs}')
+  if args.crop_epochs and (args.mixup or args.clean_final_epochs
+                           or args.prune_after):
+    p.error('--crop-epochs combines with no other training prototype')
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   from models import model as model_lib  # pylint: disable=g-import-not-at-top
   try:
@@ -243,6 +301,8 @@ def main(argv=None) -> int:
              'mixup_alpha': args.mixup,
              'clean_final_epochs': args.clean_final_epochs,
              'prune_after': args.prune_after, 'prune_keep': args.prune_keep,
+             'crop_epochs': args.crop_epochs,
+             'crop_size': args.crop_size if args.crop_epochs else None,
              'recipes': {}}
   for name, params in RECIPES.items():
     if args.only and args.only not in name or (
@@ -280,6 +340,26 @@ def main(argv=None) -> int:
           initial_epoch=args.prune_after, epochs=cfg.epochs,
           batch_size=cfg.batch_size, callbacks=callbacks,
           verbose=2).history['val_sparse_categorical_accuracy']
+    elif args.crop_epochs:
+      if cfg.residual or cfg.squeeze_excitation:
+        p.error('--crop-epochs needs a plain conv stack (no residual, no SE)')
+      try:
+        small = cropped(model, args.crop_size)
+      except ValueError as e:
+        p.error(f'--crop-size {args.crop_size} does not end in the map the '
+                f'dense head was built for: {e}')
+      val = small.fit(
+          random_crops(x, y, args.crop_size, cfg.batch_size, cfg.seed),
+          validation_data=(center_crops(xv, args.crop_size), yv),
+          epochs=args.crop_epochs, callbacks=callbacks,
+          verbose=2).history['val_sparse_categorical_accuracy']
+      phase_seconds = [time.perf_counter() - start]
+      # The same weights, optimizer state and LR schedule go on at 28 x 28.
+      val += model.fit(
+          x, y, validation_data=(xv, yv), initial_epoch=args.crop_epochs,
+          epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks,
+          verbose=2).history['val_sparse_categorical_accuracy']
+      phase_seconds.append(time.perf_counter() - start - phase_seconds[0])
     else:
       augmented = cfg.epochs - args.clean_final_epochs
       history = model.fit(x, y, validation_data=(xv, yv), epochs=augmented,
@@ -311,6 +391,10 @@ def main(argv=None) -> int:
         'seconds_per_epoch': seconds / cfg.epochs,
         'image_epochs': image_epochs,
         'images_per_s': image_epochs / seconds}
+    if args.crop_epochs:
+      results['recipes'][name]['seconds_per_epoch_cropped_full'] = [
+          phase_seconds[0] / args.crop_epochs,
+          phase_seconds[1] / (cfg.epochs - args.crop_epochs)]
     print(f'{name}: eval accuracy last {val[-1]:.4f}, best {max(val):.4f}, '
           f'flip TTA {tta["flip_tta"]:.4f}, flip + shift TTA '
           f'{tta["flip_shift_tta"]:.4f}, with diagonals '

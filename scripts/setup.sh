@@ -40,12 +40,19 @@ if [ ! -x "$VENV/bin/python" ]; then
   uv venv -q -p "$(find_python310)" "$VENV"
 fi
 
-# A stamp of the install inputs, so a second `make` does not reinstall.
+# A stamp of the install inputs (this script's flags among them), so a second
+# `make` does not reinstall.
 stamp="$VENV/.fmnist-installed"
-inputs=$(cat setup.py constraints.txt | sha256sum | cut -d' ' -f1)
+inputs=$(cat setup.py constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
   echo "== installing the pinned TFX 1.16 stack and fmnist-tfx into $VENV"
-  uv pip install -q -p "$VENV/bin/python" -c constraints.txt -e '.[all]'
+  # --compile-bytecode: uv, unlike pip, installs no .pyc files, and where
+  # PYTHONDONTWRITEBYTECODE is set (as on this project's CI machines) Python
+  # never caches them either: every process then compiles TensorFlow and TFX
+  # from source on import, ~3x the CPU of a compiled import (README "Tests").
+  # Each task of `fmnist pipeline dry-run` is such a process.
+  uv pip install -q --compile-bytecode -p "$VENV/bin/python" \
+    -c constraints.txt -e '.[all]'
   echo "$inputs" > "$stamp"
 fi
 echo "== ready: $VENV/bin/fmnist"

@@ -19,13 +19,15 @@ _spec.loader.exec_module(recipe_search)
 
 
 def _write_run(directory, name, served, seed, clean_final_epochs=0,
-               train_images=54000, prune=(0, 1.0), **changes):
+               train_images=54000, prune=(0, 1.0), crop=(0, None), **changes):
   """A results file as benchmarks/recipes.py --only writes it; `prune` is
-  its (--prune-after, --prune-keep)."""
+  its (--prune-after, --prune-keep), `crop` its (--crop-epochs,
+  --crop-size)."""
   config = dict(ModelConfig().to_dict(), seed=seed, **changes)
   result = {'epochs': config['epochs'], 'train_images': train_images,
             'mixup_alpha': 0.0, 'clean_final_epochs': clean_final_epochs,
             'prune_after': prune[0], 'prune_keep': prune[1],
+            'crop_epochs': crop[0], 'crop_size': crop[1],
             'recipes': {'default': {'config': config, 'val_accuracy_tta': {
                 'plain': served - 0.005, 'flip_tta': served - 0.002,
                 'flip_shift_tta': served}}}}
@@ -140,3 +142,23 @@ def test_a_pruned_run_costs_the_images_it_trained_on(tmp_path):
       widths * (4 + 1 / 3 + 0.45 * 24) / 28)
   assert not recipe_search.over_budget(candidate['relative_compute'])
   assert recipe_search.over_budget(widths * (4 + 1 / 3 + 0.5 * 24) / 28)
+
+
+def test_a_cropped_run_costs_its_crops_flops_in_its_cropped_epochs(tmp_path):
+  """recipes.py --crop-epochs 24 --crop-size 24: 24 epochs on 24 x 24 crops,
+  where every conv map has (24/28)^2 of its area, then 4 at 28 x 28; the
+  dense layers cost the same at both sizes (both end in a 3 x 3 map)."""
+  paths = [_write_run(tmp_path, 'default', 0.950, 42),
+           _write_run(tmp_path, 'cropped', 0.949, 42, crop=(24, 24))]
+  (candidate,) = recipe_search.compare(paths)['candidates']
+  assert candidate['changed'] == {'crop_epochs': 24, 'crop_size': 24}
+  assert candidate['gain_points']['flip_shift_tta'] == [pytest.approx(-0.1)]
+  model = recipe_search.model_lib.build_model(ModelConfig())
+  full = recipe_search.onednn.forward_flops(model)
+  dense = sum(2 * layer.input.shape[-1] * layer.units for layer in model.layers
+              if type(layer).__name__ == 'Dense')
+  cropped = dense + (full - dense) * (24 / 28) ** 2
+  assert recipe_search.cropped_flops(model, 24, 'valid') == pytest.approx(
+      cropped)
+  assert candidate['relative_compute'] == pytest.approx(
+      (24 * cropped + 4 * full) / (28 * full))
