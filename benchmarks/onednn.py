@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Dict, Optional
 
 import hardware  # benchmarks/hardware.py
 
@@ -37,13 +38,17 @@ SETTINGS = {
 }
 
 
-def forward_flops(model) -> int:
-  """Multiply-adds x 2 of the conv and dense layers, per image."""
+def forward_flops(model, sides: Optional[Dict[int, int]] = None) -> int:
+  """Multiply-adds x 2 of the conv and dense layers, per image; with
+  `sides`, each conv whose map is h x w as built is counted at
+  sides[h] x sides[w] (the same network on a smaller input)."""
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   flops = 0
   for layer in model.layers:
     if isinstance(layer, keras.layers.Conv2D):
       _, h, w, c_out = layer.output.shape
+      if sides:
+        h, w = sides[h], sides[w]
       kh, kw = layer.kernel_size
       flops += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
     elif isinstance(layer, keras.layers.Dense):

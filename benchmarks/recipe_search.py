@@ -108,24 +108,14 @@ def cropped_flops(model, size: int, pool_padding: str) -> float:
   --crop-epochs): each conv's map shrinks with the input (24 x 24 runs the
   blocks at 24, 12, 6 where 28 x 28 runs them at 28, 14, 7), the dense
   layers after the last pooling stay as they are."""
-  import tf_keras as keras  # pylint: disable=g-import-not-at-top
-  full, small, side = features.IMAGE_SIZE, size, {}
-  while full >= 1 and full not in side:
-    side[full] = small
+  full, small, sides = features.IMAGE_SIZE, size, {}
+  while full >= 1 and full not in sides:
+    sides[full] = small
     if pool_padding == 'valid':
       full, small = full // 2, small // 2
     else:
       full, small = -(-full // 2), -(-small // 2)
-  flops = 0.0
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.Conv2D):
-      _, h, w, c_out = layer.output.shape
-      kh, kw = layer.kernel_size
-      flops += (2 * side[h] * side[w] * c_out * kh * kw
-                * layer.input.shape[-1])
-    elif isinstance(layer, keras.layers.Dense):
-      flops += 2 * layer.input.shape[-1] * layer.units
-  return flops
+  return float(onednn.forward_flops(model, sides))
 
 
 def training_flops(settings: Dict) -> float:
