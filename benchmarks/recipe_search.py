@@ -58,7 +58,7 @@ ONE_RUN_SE = 0.3
 # before the search from the estimate of then: `make run` ~17 of the 20
 # minutes on the 2-core AVX2 machine, ~14 of them training, so training may
 # grow by ~3 minutes: 17 / 14 ~ 1.2. Measured there since (2026-12-07), the
-# default alone takes 25-32 minutes, so 1.2x is a bound on what a candidate
+# default alone takes 28-32 minutes, so 1.2x is a bound on what a candidate
 # may cost, not room the 20 minutes leave (README "The model").
 BUDGET_COMPUTE = 1.2
 
