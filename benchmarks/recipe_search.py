@@ -40,6 +40,7 @@ import numpy as np
 from scipy import stats
 
 import onednn  # benchmarks/onednn.py
+from models import config
 from models import features
 from models import model as model_lib
 from models.config import ModelConfig
@@ -114,10 +115,8 @@ def cropped_flops(model, size: int, pool_padding: str) -> float:
   full, small, sides = features.IMAGE_SIZE, size, {}
   while full >= 1 and full not in sides:
     sides[full] = small
-    if pool_padding == 'valid':
-      full, small = full // 2, small // 2
-    else:
-      full, small = -(-full // 2), -(-small // 2)
+    full, small = (config.pooled(full, pool_padding),
+                   config.pooled(small, pool_padding))
   return float(onednn.forward_flops(model, sides))
 
 

@@ -46,6 +46,12 @@ _RANGES = {
 }
 
 
+def pooled(size: int, pool_padding: str) -> int:
+  """The side of a size x size map after a block's 2x2 max pooling: 'valid'
+  drops an odd last row and column, 'same' keeps them."""
+  return size // 2 if pool_padding == 'valid' else -(-size // 2)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Architecture, optimizer, regularization, augmentation and training knobs.
@@ -211,7 +217,7 @@ class ModelConfig:
                        f'(a width per block), got {list(filters)!r}')
     size = IMAGE_SIZE
     for _ in filters:
-      size = size // 2 if self.pool_padding == 'valid' else -(-size // 2)
+      size = pooled(size, self.pool_padding)
     if size < 1:
       raise ValueError(f'{len(filters)} blocks pool a {IMAGE_SIZE}x'
                        f'{IMAGE_SIZE} image away (each halves it, '
