@@ -57,6 +57,11 @@ SHAPES = {
     'residual, four convs per block, 16-32-64, global pool': {
         'convs_per_block': 4, 'conv_filters': [16, 32, 64], 'residual': True,
         'global_pool': True},
+    # Fewer FLOPs per conv instead of fewer convs: the default's last convs
+    # depthwise-separable (a 3x3 filter per channel, then a 1x1 conv).
+    'the default, last conv separable': {'separable_convs': 1},
+    'the default, last block separable': {'separable_convs': 2},
+    'the default, every conv but the first separable': {'separable_convs': 5},
 }
 REFERENCE = next(iter(SHAPES))
 # The shape `ModelConfig()` trains today, the second column of ratios.

@@ -45,12 +45,18 @@ def forward_flops(model, sides: Optional[Dict[int, int]] = None) -> int:
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   flops = 0
   for layer in model.layers:
-    if isinstance(layer, keras.layers.Conv2D):
+    if isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D)):
       _, h, w, c_out = layer.output.shape
       if sides:
         h, w = sides[h], sides[w]
       kh, kw = layer.kernel_size
-      flops += 2 * h * w * c_out * kh * kw * layer.input.shape[-1]
+      c_in = layer.input.shape[-1]
+      if isinstance(layer, keras.layers.SeparableConv2D):
+        # A depthwise kh x kw conv per input channel, then a 1x1 conv.
+        depth = c_in * layer.depth_multiplier
+        flops += 2 * h * w * (kh * kw * depth + depth * c_out)
+      else:
+        flops += 2 * h * w * c_out * kh * kw * c_in
     elif isinstance(layer, keras.layers.Dense):
       flops += 2 * layer.input.shape[-1] * layer.units
   return flops

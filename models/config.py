@@ -39,7 +39,7 @@ _RANGES = {
     'early_stopping_patience': _AT_LEAST_0, 'warmup_epochs': _AT_LEAST_0,
     'lr_reduce_patience': _AT_LEAST_0, 'lr_reduce_factor': (0, 1, False),
     'min_learning_rate': _AT_LEAST_0, 'shuffle_buffer': _AT_LEAST_1,
-    'squeeze_excitation': _AT_LEAST_0,
+    'squeeze_excitation': _AT_LEAST_0, 'separable_convs': _AT_LEAST_0,
     # 0 is allowed: the weights stay as initialized, an untrained baseline
     # (the e2e test's clearly worse candidate that the blessing must refuse).
     'learning_rate': _AT_LEAST_0,
@@ -97,6 +97,13 @@ class ModelConfig:
   # (-0.22 / -0.13 points with the served TTA, seeds 42 / 7; README "The
   # model").
   squeeze_excitation: int = 0
+  # Depthwise-separable convs (MobileNet's): the last `separable_convs`
+  # convs (never the first, whose input has one channel) are each a 3x3
+  # depthwise conv (one filter per input channel) followed by a 1x1 conv
+  # across channels, ~1/9 + 1/filters of a full 3x3 conv's FLOPs. A way to a
+  # cheaper network (issue 10: the default's time goes to convs running near
+  # the CPU's peak, the last 128 -> 128 conv alone about half of them).
+  separable_convs: int = 0
   dense_units: int = 512
   # The nonlinearity after each conv and the dense layer: 'relu', or 'swish'
   # (x * sigmoid(x), smooth; more elementwise work per step).
@@ -206,6 +213,11 @@ class ModelConfig:
     if self.residual and (self.convs_per_block < 2 or self.convs_per_block % 2):
       raise ValueError('residual blocks pair their convs: convs_per_block must '
                        f'be even, got {self.convs_per_block}')
+    convs = len(self.conv_filters) * self.convs_per_block
+    if self.separable_convs > convs - 1:
+      raise ValueError(f'separable_convs must be at most {convs - 1} (the '
+                       f'{convs} convs but the first, whose input has one '
+                       f'channel), got {self.separable_convs}')
 
   def _check_conv_filters(self) -> None:
     """One width per block, each at least 1, and few enough blocks that the
@@ -254,6 +266,7 @@ class ModelConfig:
       pool += f'-pool{self.pool_padding}'
     act = '' if self.activation == 'relu' else f'-{self.activation}'
     se = f'-se{self.squeeze_excitation}' if self.squeeze_excitation else ''
+    se += f'-sep{self.separable_convs}' if self.separable_convs else ''
     return (f'custom-{kind}-{filters}{pool}{act}{se}-{self.dense_units}-'
             f'{self.conv_dropout}-{self.dense_dropout}')
 

@@ -3,6 +3,7 @@ dense 512, softmax over 10 classes; optionally residual (ResNet basic blocks)
 with global average pooling."""
 
 import math
+from typing import Tuple
 
 import tensorflow as tf
 import tf_keras as keras
@@ -31,14 +32,22 @@ def build_model(cfg: ModelConfig) -> keras.Model:
                    name='augment')(x)
   if cfg.erasing_probability > 0:
     x = RandomErasing(cfg.erasing_probability, seed=cfg.seed, name='erase')(x)
+  # Index of the first depthwise-separable conv (the last `separable_convs`).
+  first_separable = len(cfg.conv_filters) * cfg.convs_per_block - (
+      cfg.separable_convs)
+  conv = 0
   for filters in cfg.conv_filters:
     if cfg.residual:
       for _ in range(cfg.convs_per_block // 2):
-        x = _basic_block(x, filters, cfg.batchnorm_momentum, cfg.activation)
+        x = _basic_block(x, filters, cfg.batchnorm_momentum, cfg.activation,
+                         (conv >= first_separable, conv + 1 >= first_separable))
+        conv += 2
     else:
       for _ in range(cfg.convs_per_block):
-        x = _conv_bn(x, filters, cfg.batchnorm_momentum)
+        x = _conv_bn(x, filters, cfg.batchnorm_momentum,
+                     conv >= first_separable)
         x = keras.layers.Activation(cfg.activation)(x)
+        conv += 1
     if cfg.squeeze_excitation:
       x = _squeeze_excitation(x, cfg.squeeze_excitation)
     x = keras.layers.MaxPooling2D(padding=cfg.pool_padding)(x)
@@ -61,8 +70,13 @@ def build_model(cfg: ModelConfig) -> keras.Model:
   return model
 
 
-def _conv_bn(x, filters: int, momentum: float, size: int = 3):
-  x = keras.layers.Conv2D(filters, size, padding='same', use_bias=False)(x)
+def _conv_bn(x, filters: int, momentum: float, separable: bool = False,
+             size: int = 3):
+  if separable:
+    x = keras.layers.SeparableConv2D(filters, size, padding='same',
+                                     use_bias=False)(x)
+  else:
+    x = keras.layers.Conv2D(filters, size, padding='same', use_bias=False)(x)
   return keras.layers.BatchNormalization(momentum=momentum)(x)
 
 
@@ -79,7 +93,8 @@ def _squeeze_excitation(x, reduction: int):
   return keras.layers.Multiply()([x, weights])
 
 
-def _basic_block(x, filters: int, momentum: float, activation: str):
+def _basic_block(x, filters: int, momentum: float, activation: str,
+                 separable: Tuple[bool, bool]):
   """conv-BN-ReLU-conv-BN, plus the input (projected by a 1x1 conv + BN where
   the width changes), then ReLU: He et al.'s basic block, without striding
   (the blocks' max pooling downsamples, as in the plain stack); `activation`
@@ -87,8 +102,9 @@ def _basic_block(x, filters: int, momentum: float, activation: str):
   shortcut = x
   if x.shape[-1] != filters:
     shortcut = _conv_bn(x, filters, momentum, size=1)
-  x = keras.layers.Activation(activation)(_conv_bn(x, filters, momentum))
-  x = _conv_bn(x, filters, momentum)
+  x = keras.layers.Activation(activation)(
+      _conv_bn(x, filters, momentum, separable[0]))
+  x = _conv_bn(x, filters, momentum, separable[1])
   return keras.layers.Activation(activation)(keras.layers.Add()([x, shortcut]))
 
 

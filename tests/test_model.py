@@ -134,6 +134,37 @@ def test_squeeze_excitation_scales_each_channel_of_each_block():
     ModelConfig(squeeze_excitation=-1)
 
 
+def test_separable_convs_replace_the_last_convs():
+  """separable_convs=k makes the last k convs each a 3x3 depthwise conv and
+  a 1x1 conv across channels, with the same output widths, so no other layer
+  changes; the run's name says so; residual blocks take it too; the first
+  conv (one input channel) cannot be separable, and more than the rest is
+  refused by name."""
+  model = model_lib.build_model(ModelConfig(separable_convs=2))
+  full = _layers(model, keras.layers.Conv2D)
+  separable = _layers(model, keras.layers.SeparableConv2D)
+  assert [c.filters for c in full] == [16, 16, 32, 32]
+  assert [c.filters for c in separable] == [128, 128]
+  assert separable[0].depthwise_kernel.shape == (3, 3, 32, 1)
+  assert separable[-1].pointwise_kernel.shape == (1, 1, 128, 128)
+  assert model.name == 'custom-cnn-16-32-128-sep2-512-0.0-0.2'
+  every = model_lib.build_model(ModelConfig(separable_convs=5))
+  assert [c.filters for c in _layers(every, keras.layers.SeparableConv2D)] == [
+      16, 32, 32, 128, 128]
+  default = model_lib.build_model(ModelConfig())
+  assert not _layers(default, keras.layers.SeparableConv2D)
+  for m in (model, every):
+    assert m.output_shape == default.output_shape
+    assert _layers(m, keras.layers.Dense)[0].kernel.shape == (
+        _layers(default, keras.layers.Dense)[0].kernel.shape)
+  residual = model_lib.build_model(ModelConfig(
+      separable_convs=3, residual=True, conv_filters=(8, 16)))
+  assert [c.filters for c in _layers(
+      residual, keras.layers.SeparableConv2D)] == [8, 16, 16]
+  with pytest.raises(ValueError, match='separable_convs must be at most 5'):
+    ModelConfig(separable_convs=6)
+
+
 def test_same_pooling_keeps_the_last_row_and_column():
   """pool_padding='same' pools the last block's 7x7 map to 4x4 (valid: 3x3,
   dropping its last row and column), so the dense layer gets 2,048 inputs;

@@ -162,3 +162,22 @@ def test_a_cropped_run_costs_its_crops_flops_in_its_cropped_epochs(tmp_path):
       cropped)
   assert candidate['relative_compute'] == pytest.approx(
       (24 * cropped + 4 * full) / (28 * full))
+
+
+def test_a_separable_conv_costs_its_depthwise_and_pointwise_flops():
+  """A depthwise-separable conv is costed as what it computes (a 3x3 filter
+  per input channel, then a 1x1 conv), not as the full conv it replaces, so
+  its relative compute in the search is not 9x too high."""
+  sep = recipe_search.model_lib.build_model(ModelConfig(separable_convs=5))
+  default = recipe_search.model_lib.build_model(ModelConfig())
+  def conv(h, c_in, c_out):  # a full 3x3 conv on an h x h map
+    return 2 * h * h * 9 * c_in * c_out
+  def separable(h, c_in, c_out):
+    return 2 * h * h * (9 * c_in + c_in * c_out)
+  dense = 2 * (3 * 3 * 128 * 512 + 512 * 10)
+  shapes = [(28, 1, 16), (28, 16, 16), (14, 16, 32), (14, 32, 32),
+            (7, 32, 128), (7, 128, 128)]
+  assert recipe_search.onednn.forward_flops(default) == dense + sum(
+      conv(*s) for s in shapes)
+  assert recipe_search.onednn.forward_flops(sep) == dense + conv(
+      *shapes[0]) + sum(separable(*s) for s in shapes[1:])
