@@ -62,6 +62,13 @@ ONE_RUN_SE = 0.3
 # default alone takes 28-32 minutes, so 1.2x is a bound on what a candidate
 # may cost, not room the 20 minutes leave (README "The model").
 BUDGET_COMPUTE = 1.2
+# A candidate at most this share of the default's training compute is judged
+# as a cheaper default instead (fixed in stop 48, before its second seed of
+# depthwise-separable convs): it meets the rule by losing no more than
+# MIN_MEAN_GAIN on average over four seeds. Issue 10's 20 minutes need a
+# network ~0.6-0.7x the default's time at its accuracy; 0.8 leaves room for
+# FLOPs that run less efficiently than the default's.
+CHEAPER_COMPUTE = 0.8
 
 
 def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
@@ -140,7 +147,10 @@ def verdict(gains: List[float], compute: float = 1.0) -> str:
   `compute` times the default's training compute: 'meets the rule', 'fails
   the rule', or, while seeds are missing and the rule can still be met,
   'open' with the gain each missing seed would need; above BUDGET_COMPUTE,
-  'over the budget' first (never a default), the accuracy verdict after."""
+  'over the budget' first (never a default), the accuracy verdict after; at
+  most CHEAPER_COMPUTE, 'cheaper' and the tie rule (_cheaper_verdict)."""
+  if cheaper(compute):
+    return _cheaper_verdict(gains, compute)
   by_accuracy = _accuracy_verdict(gains)
   if over_budget(compute):
     return (f'over the budget ({compute:.2f}x the training compute); by '
@@ -150,6 +160,22 @@ def verdict(gains: List[float], compute: float = 1.0) -> str:
 
 def over_budget(compute: float) -> bool:
   return compute > BUDGET_COMPUTE
+
+
+def cheaper(compute: float) -> bool:
+  return compute <= CHEAPER_COMPUTE
+
+
+def _cheaper_verdict(gains: List[float], compute: float) -> str:
+  """A cheaper candidate needs no gain, only no loss beyond the margin: a
+  mean of at least -MIN_MEAN_GAIN over SEEDS_NEEDED seeds."""
+  cheaper = f'cheaper ({compute:.2f}x the training compute): '
+  missing = SEEDS_NEEDED - len(gains)
+  if missing <= 0:
+    tied = np.mean(gains) >= -MIN_MEAN_GAIN
+    return cheaper + ('meets the rule' if tied else 'fails the rule')
+  needed = (-MIN_MEAN_GAIN * SEEDS_NEEDED - sum(gains)) / missing
+  return cheaper + f'open: needs {needed:+.2f} on each missing seed'
 
 
 def _accuracy_verdict(gains: List[float]) -> str:
@@ -216,7 +242,9 @@ def compare(paths: List[str]) -> Dict:
   return {'baseline': {'seeds': sorted(base),
                        SERVED: {s: base[s][SERVED] for s in sorted(base)}},
           'rule': {'min_mean_gain_points': MIN_MEAN_GAIN,
-                   'seeds': SEEDS_NEEDED, 'up_in_at_least': UPS_NEEDED},
+                   'seeds': SEEDS_NEEDED, 'up_in_at_least': UPS_NEEDED,
+                   'cheaper_at_most_compute': CHEAPER_COMPUTE,
+                   'cheaper_min_mean_gain_points': -MIN_MEAN_GAIN},
           'candidates': candidates}
 
 
@@ -226,8 +254,12 @@ def _label(changed: Dict) -> str:
 
 def _short(candidate: Dict) -> str:
   """The verdict as the chart's row label has room for it."""
-  if over_budget(candidate['relative_compute']):
-    return f"over the budget ({candidate['relative_compute']:.2f}x compute)"
+  compute = candidate['relative_compute']
+  if over_budget(compute):
+    return f'over the budget ({compute:.2f}x compute)'
+  if cheaper(compute):
+    return (f'cheaper ({compute:.2f}x): ' + candidate['verdict'].split(
+        ': ', 1)[1].replace(' on each missing seed', ' each'))
   return candidate['verdict']
 
 
@@ -242,11 +274,14 @@ def plot(result: Dict, path: str) -> None:
   ax.axvline(MIN_MEAN_GAIN, color='tab:green', ls='--', lw=1,
              label=f'rule: mean ≥ +{MIN_MEAN_GAIN}, up in '
                    f'{UPS_NEEDED} of {SEEDS_NEEDED} seeds')
+  ax.axvline(-MIN_MEAN_GAIN, color='tab:purple', ls=':', lw=1,
+             label=f'cheaper (≤ {CHEAPER_COMPUTE}x compute): mean ≥ '
+                   f'-{MIN_MEAN_GAIN} over {SEEDS_NEEDED} seeds')
   for row, c in enumerate(candidates):
     gains = c['gain_points'][SERVED]
-    color = ('tab:green' if c['verdict'] == 'meets the rule' else
+    color = ('tab:green' if c['verdict'].endswith('meets the rule') else
              'tab:orange' if over_budget(c['relative_compute']) else
-             'tab:blue')
+             'tab:purple' if cheaper(c['relative_compute']) else 'tab:blue')
     ax.barh(row, c['mean_gain_points'][SERVED], height=0.5, alpha=0.35,
             color=color)
     ax.scatter(gains, [row] * len(gains), s=18, color='k', zorder=3)
@@ -254,7 +289,7 @@ def plot(result: Dict, path: str) -> None:
   ax.set_yticklabels([f"{_label(c['changed'])}\n{len(c['seeds'])} seed"
                       f"{'s' if len(c['seeds']) > 1 else ''}: {_short(c)}"
                       for c in candidates], fontsize=7)
-  ax.set_xlabel('change in eval accuracy, served 10-view TTA (points; '
+  ax.set_xlabel('change in eval accuracy, served 10-view TTA\n(points; '
                 'dots: seeds, bars: means)', fontsize=9)
   ax.set_title('Candidates against the default, seed by seed', fontsize=10)
   handles, _ = ax.get_legend_handles_labels()
@@ -262,6 +297,9 @@ def plot(result: Dict, path: str) -> None:
       color='tab:orange', alpha=0.35,
       label=f'over the budget: > {BUDGET_COMPUTE}x the default\'s training '
             'compute'))
+  handles.append(matplotlib.patches.Patch(
+      color='tab:purple', alpha=0.35,
+      label=f'cheaper: ≤ {CHEAPER_COMPUTE}x, judged as a tie'))
   ax.legend(handles=handles, loc='upper left', fontsize=7)  # empty corner
   fig.tight_layout()
   fig.savefig(path, dpi=120)

@@ -49,6 +49,24 @@ def test_the_rule_needs_four_seeds_a_mean_gain_and_three_ups():
       'open: needs +0.15 on each missing seed')
 
 
+def test_a_cheaper_candidate_needs_only_to_tie():
+  """At most CHEAPER_COMPUTE of the default's training compute, a candidate
+  meets the rule by losing no more than 0.05 points on average over four
+  seeds (it buys time, not accuracy); it fails by losing more, and while
+  seeds are missing says what they would need. Just above the line the gain
+  rule applies again."""
+  cheap = recipe_search.CHEAPER_COMPUTE
+  assert recipe_search.verdict([0.1, -0.2, 0.0, -0.05], cheap) == (
+      'cheaper (0.80x the training compute): meets the rule')
+  assert recipe_search.verdict([-0.1, -0.2, 0.1, -0.05], 0.5) == (
+      'cheaper (0.50x the training compute): fails the rule')
+  assert recipe_search.verdict([-0.6], 0.44) == (
+      'cheaper (0.44x the training compute): open: needs +0.13 on each '
+      'missing seed')
+  assert recipe_search.verdict([0.1, -0.2, 0.0, -0.05], cheap + 0.01) == (
+      'fails the rule')
+
+
 def test_each_candidate_is_compared_seed_by_seed_with_the_default(tmp_path):
   paths = [_write_run(tmp_path, 'default', 0.950, 42),
            _write_run(tmp_path, 'default', 0.952, 7),
