@@ -59,9 +59,15 @@ SHAPES = {
         'global_pool': True},
     # Fewer FLOPs per conv instead of fewer convs: the default's last convs
     # depthwise-separable (a 3x3 filter per channel, then a 1x1 conv).
-    'the default, last conv separable': {'separable_convs': 1},
-    'the default, last block separable': {'separable_convs': 2},
-    'the default, every conv but the first separable': {'separable_convs': 5},
+    'two convs per block, 16-32-128, last conv separable': {
+        'convs_per_block': 2, 'conv_filters': [16, 32, 128],
+        'separable_convs': 1},
+    'two convs per block, 16-32-128, last block separable': {
+        'convs_per_block': 2, 'conv_filters': [16, 32, 128],
+        'separable_convs': 2},
+    'two convs per block, 16-32-128, all but the first separable': {
+        'convs_per_block': 2, 'conv_filters': [16, 32, 128],
+        'separable_convs': 5},
 }
 REFERENCE = next(iter(SHAPES))
 # The shape `ModelConfig()` trains today, the second column of ratios.

@@ -22,7 +22,9 @@ FLOPs are not time (32-64-128 costs 2.08x the default's FLOPs per image
 and 1.85x its step time with AVX2 kernels: wider layers use the cores
 better); a close call needs benchmarks/architectures.py's step time A/B.
 
-Writes benchmarks/results/recipe_search.json and recipe_search.png.
+Writes benchmarks/results/recipe_search.json, recipe_search.png (each
+candidate seed by seed) and recipe_search_cost.png (mean change against
+training compute).
 """
 
 import argparse
@@ -169,13 +171,13 @@ def cheaper(compute: float) -> bool:
 def _cheaper_verdict(gains: List[float], compute: float) -> str:
   """A cheaper candidate needs no gain, only no loss beyond the margin: a
   mean of at least -MIN_MEAN_GAIN over SEEDS_NEEDED seeds."""
-  cheaper = f'cheaper ({compute:.2f}x the training compute): '
+  prefix = f'cheaper ({compute:.2f}x the training compute): '
   missing = SEEDS_NEEDED - len(gains)
   if missing <= 0:
     tied = np.mean(gains) >= -MIN_MEAN_GAIN
-    return cheaper + ('meets the rule' if tied else 'fails the rule')
+    return prefix + ('meets the rule' if tied else 'fails the rule')
   needed = (-MIN_MEAN_GAIN * SEEDS_NEEDED - sum(gains)) / missing
-  return cheaper + f'open: needs {needed:+.2f} on each missing seed'
+  return prefix + f'open: needs {needed:+.2f} on each missing seed'
 
 
 def _accuracy_verdict(gains: List[float]) -> str:
@@ -306,6 +308,47 @@ def plot(result: Dict, path: str) -> None:
   plt.close(fig)
 
 
+def plot_cost(result: Dict, path: str) -> None:
+  """Each candidate's mean change (served views; the bar spans its seeds)
+  against its training compute relative to the default's: where a cheaper
+  network would have to sit to buy issue 10's minutes."""
+  fig, ax = plt.subplots(figsize=(9, 5.5))
+  ax.axvspan(0, CHEAPER_COMPUTE, color='tab:purple', alpha=0.08,
+             label=f'cheaper (≤ {CHEAPER_COMPUTE}x): mean ≥ -{MIN_MEAN_GAIN}')
+  ax.axvspan(BUDGET_COMPUTE, 2.3, color='tab:orange', alpha=0.10,
+             label=f'over the budget (> {BUDGET_COMPUTE}x)')
+  ax.axhspan(-ONE_RUN_SE, ONE_RUN_SE, color='0.92', zorder=0,
+             label='± one run\'s standard error')
+  ax.axhline(MIN_MEAN_GAIN, color='tab:green', ls='--', lw=1,
+             label=f'rule: mean ≥ +{MIN_MEAN_GAIN}, up in {UPS_NEEDED} of '
+                   f'{SEEDS_NEEDED} seeds')
+  ax.axhline(-MIN_MEAN_GAIN, color='tab:purple', ls=':', lw=1)
+  ax.scatter([1.0], [0.0], marker='*', s=160, color='k', zorder=4,
+             label='the default')
+  for c in result['candidates']:
+    gains = c['gain_points'][SERVED]
+    mean, x = c['mean_gain_points'][SERVED], c['relative_compute']
+    ax.errorbar(x, mean, yerr=[[mean - min(gains)], [max(gains) - mean]],
+                fmt='o', ms=5, capsize=2, lw=1, zorder=3,
+                color=('tab:green' if c['verdict'].endswith('meets the rule')
+                       else 'tab:orange' if over_budget(x) else
+                       'tab:purple' if cheaper(x) else 'tab:blue'))
+    if not 0.97 < x < 1.05:  # the crowd of free changes at 1x: see the other chart
+      ax.annotate(_label(c['changed']), (x, mean), fontsize=6,
+                  xytext=(4, -3), textcoords='offset points')
+  ax.set_xlim(0, 2.3)
+  ax.set_xlabel('training compute relative to the default (forward FLOPs '
+                '× images, summed over epochs)', fontsize=9)
+  ax.set_ylabel('change in eval accuracy,\nserved 10-view TTA (points)',
+                fontsize=9)
+  ax.set_title('Accuracy against cost: every candidate of the search '
+               '(bars span its seeds)', fontsize=10)
+  ax.legend(loc='lower right', fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--files', default=os.path.join(
@@ -331,7 +374,9 @@ def main(argv=None) -> int:
     json.dump(result, f, indent=1)
   png = os.path.splitext(args.output)[0] + '.png'
   plot(result, png)
-  print(f'wrote {args.output} and {png}')
+  cost_png = os.path.splitext(args.output)[0] + '_cost.png'
+  plot_cost(result, cost_png)
+  print(f'wrote {args.output}, {png} and {cost_png}')
   return 0
 
 

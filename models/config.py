@@ -102,7 +102,10 @@ class ModelConfig:
   # depthwise conv (one filter per input channel) followed by a 1x1 conv
   # across channels, ~1/9 + 1/filters of a full 3x3 conv's FLOPs. A way to a
   # cheaper network (issue 10: the default's time goes to convs running near
-  # the CPU's peak, the last 128 -> 128 conv alone about half of them).
+  # the CPU's peak, the last 128 -> 128 conv alone about half of them). 0:
+  # off, as the cheaper networks lost on `eval` with the served TTA (the last
+  # block, 0.59x the step time: -0.62 / -0.45 points, seeds 42 / 7; README
+  # "The model").
   separable_convs: int = 0
   dense_units: int = 512
   # The nonlinearity after each conv and the dense layer: 'relu', or 'swish'

@@ -1,6 +1,6 @@
 """The CNN: conv blocks (16 -> 32 -> 128, two convs each) with BatchNorm,
 dense 512, softmax over 10 classes; optionally residual (ResNet basic blocks)
-with global average pooling."""
+with global average pooling, or with its last convs depthwise-separable."""
 
 import math
 from typing import Tuple

@@ -199,3 +199,19 @@ def test_a_separable_conv_costs_its_depthwise_and_pointwise_flops():
       conv(*s) for s in shapes)
   assert recipe_search.onednn.forward_flops(sep) == dense + conv(
       *shapes[0]) + sum(separable(*s) for s in shapes[1:])
+
+
+def test_the_search_writes_its_verdicts_and_both_charts(tmp_path, capsys):
+  """`recipe_search.py --files ... --output X.json` writes the verdicts, the
+  seed-by-seed chart and the accuracy-against-cost chart beside them."""
+  _write_run(tmp_path, 'default', 0.950, 42)
+  _write_run(tmp_path, 'sep', 0.944, 42, separable_convs=2)
+  output = tmp_path / 'search.json'
+  assert recipe_search.main(['--files', str(tmp_path / '*-s42.json'),
+                             '--output', str(output)]) == 0
+  (candidate,) = json.loads(output.read_text())['candidates']
+  assert candidate['changed'] == {'separable_convs': 2}
+  assert candidate['verdict'].startswith('cheaper (0.4')
+  for png in ('search.png', 'search_cost.png'):
+    assert (tmp_path / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  assert 'separable_convs=2' in capsys.readouterr().out
