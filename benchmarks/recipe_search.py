@@ -259,10 +259,15 @@ def _short(candidate: Dict) -> str:
   compute = candidate['relative_compute']
   if over_budget(compute):
     return f'over the budget ({compute:.2f}x compute)'
-  if cheaper(compute):
-    return (f'cheaper ({compute:.2f}x): ' + candidate['verdict'].split(
-        ': ', 1)[1].replace(' on each missing seed', ' each'))
-  return candidate['verdict']
+  return candidate['verdict'].replace(' the training compute', '').replace(
+      ' on each missing seed', ' each')
+
+
+def _color(candidate: Dict) -> str:
+  compute = candidate['relative_compute']
+  return ('tab:green' if candidate['verdict'].endswith('meets the rule') else
+          'tab:orange' if over_budget(compute) else
+          'tab:purple' if cheaper(compute) else 'tab:blue')
 
 
 def plot(result: Dict, path: str) -> None:
@@ -281,11 +286,8 @@ def plot(result: Dict, path: str) -> None:
                    f'-{MIN_MEAN_GAIN} over {SEEDS_NEEDED} seeds')
   for row, c in enumerate(candidates):
     gains = c['gain_points'][SERVED]
-    color = ('tab:green' if c['verdict'].endswith('meets the rule') else
-             'tab:orange' if over_budget(c['relative_compute']) else
-             'tab:purple' if cheaper(c['relative_compute']) else 'tab:blue')
     ax.barh(row, c['mean_gain_points'][SERVED], height=0.5, alpha=0.35,
-            color=color)
+            color=_color(c))
     ax.scatter(gains, [row] * len(gains), s=18, color='k', zorder=3)
   ax.set_yticks(range(len(candidates)))
   ax.set_yticklabels([f"{_label(c['changed'])}\n{len(c['seeds'])} seed"
@@ -329,10 +331,7 @@ def plot_cost(result: Dict, path: str) -> None:
     gains = c['gain_points'][SERVED]
     mean, x = c['mean_gain_points'][SERVED], c['relative_compute']
     ax.errorbar(x, mean, yerr=[[mean - min(gains)], [max(gains) - mean]],
-                fmt='o', ms=5, capsize=2, lw=1, zorder=3,
-                color=('tab:green' if c['verdict'].endswith('meets the rule')
-                       else 'tab:orange' if over_budget(x) else
-                       'tab:purple' if cheaper(x) else 'tab:blue'))
+                fmt='o', ms=5, capsize=2, lw=1, zorder=3, color=_color(c))
     if not 0.97 < x < 1.05:  # the crowd of free changes at 1x: see the other chart
       ax.annotate(_label(c['changed']), (x, mean), fontsize=6,
                   xytext=(4, -3), textcoords='offset points')
