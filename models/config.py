@@ -104,8 +104,8 @@ class ModelConfig:
   # cheaper network (issue 10: the default's time goes to convs running near
   # the CPU's peak, the last 128 -> 128 conv alone about half of them). 0:
   # off, as the cheaper networks lost on `eval` with the served TTA (the last
-  # block, 0.59x the step time: -0.62 / -0.45 points, seeds 42 / 7; README
-  # "The model").
+  # conv, 0.53-0.72x the step time: -0.19 points over three seeds; the last
+  # block, 0.53-0.68x: -0.62 / -0.45, seeds 42 / 7; README "The model").
   separable_convs: int = 0
   dense_units: int = 512
   # The nonlinearity after each conv and the dense layer: 'relu', or 'swish'
@@ -216,11 +216,20 @@ class ModelConfig:
     if self.residual and (self.convs_per_block < 2 or self.convs_per_block % 2):
       raise ValueError('residual blocks pair their convs: convs_per_block must '
                        f'be even, got {self.convs_per_block}')
-    convs = len(self.conv_filters) * self.convs_per_block
-    if self.separable_convs > convs - 1:
-      raise ValueError(f'separable_convs must be at most {convs - 1} (the '
-                       f'{convs} convs but the first, whose input has one '
-                       f'channel), got {self.separable_convs}')
+    if self.separable_convs > self.convs - 1:
+      raise ValueError(f'separable_convs must be at most {self.convs - 1} '
+                       f'(the {self.convs} convs but the first, whose input '
+                       f'has one channel), got {self.separable_convs}')
+
+  @property
+  def convs(self) -> int:
+    """The 3x3 convs of the network (residual shortcuts' 1x1 convs aside)."""
+    return len(self.conv_filters) * self.convs_per_block
+
+  def separable(self, conv: int) -> bool:
+    """Whether the 3x3 conv at 0-based index `conv` is depthwise-separable
+    (the last `separable_convs` are)."""
+    return conv >= self.convs - self.separable_convs
 
   def _check_conv_filters(self) -> None:
     """One width per block, each at least 1, and few enough blocks that the

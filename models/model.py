@@ -32,20 +32,16 @@ def build_model(cfg: ModelConfig) -> keras.Model:
                    name='augment')(x)
   if cfg.erasing_probability > 0:
     x = RandomErasing(cfg.erasing_probability, seed=cfg.seed, name='erase')(x)
-  # Index of the first depthwise-separable conv (the last `separable_convs`).
-  first_separable = len(cfg.conv_filters) * cfg.convs_per_block - (
-      cfg.separable_convs)
-  conv = 0
+  conv = 0  # index of the next 3x3 conv, for cfg.separable
   for filters in cfg.conv_filters:
     if cfg.residual:
       for _ in range(cfg.convs_per_block // 2):
         x = _basic_block(x, filters, cfg.batchnorm_momentum, cfg.activation,
-                         (conv >= first_separable, conv + 1 >= first_separable))
+                         (cfg.separable(conv), cfg.separable(conv + 1)))
         conv += 2
     else:
       for _ in range(cfg.convs_per_block):
-        x = _conv_bn(x, filters, cfg.batchnorm_momentum,
-                     conv >= first_separable)
+        x = _conv_bn(x, filters, cfg.batchnorm_momentum, cfg.separable(conv))
         x = keras.layers.Activation(cfg.activation)(x)
         conv += 1
     if cfg.squeeze_excitation:
