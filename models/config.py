@@ -104,8 +104,9 @@ class ModelConfig:
   # cheaper network (issue 10: the default's time goes to convs running near
   # the CPU's peak, the last 128 -> 128 conv alone about half of them). 0:
   # off, as the cheaper networks lost on `eval` with the served TTA (the last
-  # conv, 0.53-0.72x the step time: -0.19 points over three seeds; the last
-  # block, 0.53-0.68x: -0.62 / -0.45, seeds 42 / 7; README "The model").
+  # conv, 0.74-0.77x the default's time per real epoch: -0.13 points over
+  # four seeds; the last block, 0.53-0.68x the synthetic step: -0.62 / -0.45,
+  # seeds 42 / 7; README "The model").
   separable_convs: int = 0
   dense_units: int = 512
   # The nonlinearity after each conv and the dense layer: 'relu', or 'swish'
