@@ -43,7 +43,11 @@ _RANGES = {
     # 0 is allowed: the weights stay as initialized, an untrained baseline
     # (the e2e test's clearly worse candidate that the blessing must refuse).
     'learning_rate': _AT_LEAST_0,
+    'warm_start_epochs': _AT_LEAST_0, 'warm_start_learning_rate': _AT_LEAST_0,
 }
+# The knobs that say how a run starts, not what it trains: a model trained
+# with other values of them is still the same recipe to warm-start from.
+WARM_START_KNOBS = ('warm_start_epochs', 'warm_start_learning_rate')
 
 
 def pooled(size: int, pool_padding: str) -> int:
@@ -191,6 +195,15 @@ class ModelConfig:
   lr_reduce_patience: int = 2
   lr_reduce_factor: float = 0.5
   min_learning_rate: float = 1e-5
+  # A retraining run, on a newer span than the last blessed model's, starts
+  # from that model's weights (a fresh optimizer) when it was trained with
+  # this same recipe, and trains `warm_start_epochs` epochs (never more than
+  # `epochs`) on a cosine schedule peaking at `warm_start_learning_rate`,
+  # warm-up as above. 0: every run trains from scratch. The first run, a
+  # rerun of the same span, another recipe or architecture train from scratch
+  # (models/warm_start.py; README "Retraining").
+  warm_start_epochs: int = 8
+  warm_start_learning_rate: float = 1e-3
   # Read the transformed train and eval splits into memory once (about 3 KB
   # per image: 170 MB for the full span) and shuffle all of it every epoch,
   # instead of parsing TFRecords again each epoch through a 10k shuffle
@@ -247,6 +260,18 @@ class ModelConfig:
       raise ValueError(f'{len(filters)} blocks pool a {IMAGE_SIZE}x'
                        f'{IMAGE_SIZE} image away (each halves it, '
                        f'{self.pool_padding!r} padding); use fewer')
+
+  def warm_started(self) -> 'ModelConfig':
+    """The training knobs of a warm-started run: its own epochs and peak
+    learning rate in place of a cold run's."""
+    return dataclasses.replace(
+        self, epochs=min(self.epochs, self.warm_start_epochs),
+        learning_rate=self.warm_start_learning_rate)
+
+  def recipe(self) -> Dict[str, Any]:
+    """The knobs that decide what is trained (all but WARM_START_KNOBS)."""
+    return {k: v for k, v in self.to_dict().items()
+            if k not in WARM_START_KNOBS}
 
   def to_dict(self) -> Dict[str, Any]:
     d = dataclasses.asdict(self)

@@ -3,6 +3,7 @@ dense 512, softmax over 10 classes; optionally residual (ResNet basic blocks)
 with global average pooling, or with its last convs depthwise-separable."""
 
 import math
+import os
 from typing import Tuple
 
 import tensorflow as tf
@@ -59,11 +60,37 @@ def build_model(cfg: ModelConfig) -> keras.Model:
   outputs = keras.layers.Dense(features.NUM_CLASSES, activation='softmax',
                                name='probabilities')(x)
   model = keras.Model(inputs, outputs, name=cfg.run_name())
+  compile_model(model, cfg)
+  return model
+
+
+def compile_model(model: keras.Model, cfg: ModelConfig) -> None:
+  """(Re)compiles `model` with a fresh optimizer, loss and metric."""
   model.compile(
       optimizer=_optimizer(cfg),
       loss=_loss(cfg.label_smoothing),
       metrics=['sparse_categorical_accuracy'])
-  return model
+
+
+def load_weights(model: keras.Model, cfg: ModelConfig,
+                 saved_model_dir: str) -> None:
+  """Sets `model`'s weights to those of an exported model of the same
+  architecture (its SavedModel's variables), then recompiles it: Keras would
+  also restore the exported optimizer's state into the next optimizer it
+  builds, and a warm start begins its own schedule with a fresh one.
+
+  Raises ValueError if the export's variables do not fit `model` (another
+  shape or another layer); `model` may then hold some of them: discard it.
+  """
+  status = model.load_weights(
+      os.path.join(saved_model_dir, 'variables', 'variables'))
+  # The export also holds the Transform layer and signatures: not ours.
+  status.expect_partial()
+  try:
+    status.assert_existing_objects_matched()
+  except AssertionError as e:
+    raise ValueError(str(e)) from e
+  compile_model(model, cfg)
 
 
 def _conv_bn(x, filters: int, momentum: float, separable: bool = False,

@@ -20,6 +20,7 @@ from models import model as model_lib
 from models import signatures
 from models import temperature
 from models import tracking
+from models import warm_start
 from models.config import ModelConfig
 
 MODEL_CONFIG_KEY = 'model'
@@ -139,14 +140,19 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     val = input_fn(fn_args.eval_files, fn_args.data_accessor,
                    tf_transform_output, cfg, shuffle=False)
 
-  model = model_lib.build_model(cfg)
+  start = warm_start.start(cfg, fn_args.base_model)
+  logging.info('%s', start.reason)
+  model = start.model
   model.summary(print_fn=logging.info)
   history = model.fit(
-      train, validation_data=val, epochs=cfg.epochs, verbose=2,
-      callbacks=model_lib.training_callbacks(cfg, fn_args.model_run_dir)
+      train, validation_data=val, epochs=start.cfg.epochs, verbose=2,
+      callbacks=model_lib.training_callbacks(start.cfg, fn_args.model_run_dir)
       + tracking.callbacks(fn_args.custom_config, cfg, val))
-  # Per-epoch curves for the report (TensorBoard has them too).
   tf.io.gfile.makedirs(fn_args.model_run_dir)
+  with tf.io.gfile.GFile(
+      os.path.join(fn_args.model_run_dir, warm_start.RECORD_FILE), 'w') as f:
+    json.dump(start.record(), f, indent=1)
+  # Per-epoch curves for the report (TensorBoard has them too).
   with tf.io.gfile.GFile(
       os.path.join(fn_args.model_run_dir, HISTORY_FILE), 'w') as f:
     json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()},
@@ -160,4 +166,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         cfg, fn_args.model_run_dir)
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir,
                     cfg.flip_tta, cfg.shift_tta, t)
+  # The recipe, not start.cfg: what the next run compares its own with.
+  warm_start.write_config(fn_args.serving_model_dir, cfg)
   logging.info('Exported %s to %s', cfg.run_name(), fn_args.serving_model_dir)

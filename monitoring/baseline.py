@@ -21,7 +21,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from models import features
 from monitoring.config import MonitorError
-from pipeline import reference
+from pipeline import lineage as lineage_lib
 
 _BINARY_STATS = 'FeatureStats.pb'   # StatisticsGen since TFX 1.x
 _TFRECORD_STATS = 'stats_tfrecord'  # older StatisticsGen outputs
@@ -29,10 +29,6 @@ _TFRECORD_STATS = 'stats_tfrecord'  # older StatisticsGen outputs
 # report of an accepted span (importing it would load TFX's components, 3 s
 # of every `fmnist monitor`; tests/monitoring/test_baseline.py keeps them equal).
 STATISTICS_ID_PROPERTY = 'statistics_id'
-_OUTPUTS = (metadata_store_pb2.Event.OUTPUT,
-            metadata_store_pb2.Event.DECLARED_OUTPUT)
-_INPUTS = (metadata_store_pb2.Event.INPUT,
-           metadata_store_pb2.Event.DECLARED_INPUT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,69 +89,6 @@ def _property(artifact, name: str):
   return None
 
 
-class _Lineage:
-  """Event walks over one store."""
-
-  def __init__(self, store):
-    self._store = store
-    self._types = {t.id: t.name for t in store.get_artifact_types()}
-
-  def type_name(self, artifact) -> str:
-    return self._types.get(artifact.type_id, '')
-
-  def producer(self, artifact_id: int) -> Optional[int]:
-    events = self._store.get_events_by_artifact_ids([artifact_id])
-    return next((e.execution_id for e in events if e.type in _OUTPUTS), None)
-
-  def inputs(self, execution_id: int, key: str) -> List:
-    events = self._store.get_events_by_execution_ids([execution_id])
-    ids = [e.artifact_id for e in events if e.type in _INPUTS and
-           e.path.steps and e.path.steps[0].key == key]
-    return list(self._store.get_artifacts_by_id(ids)) if ids else []
-
-  def upstream(self, artifact, key: str) -> List:
-    execution = self.producer(artifact.id)
-    return [] if execution is None else self.inputs(execution, key)
-
-  def raw_examples(self, pushed):
-    """The ExampleGen output the pushed model was trained from, or None."""
-    models = self.upstream(pushed, 'model')
-    if not models:
-      return None
-    examples = self.upstream(models[0], 'examples')
-    # Transform's output, then the raw Examples it read (no 'examples' input).
-    while examples:
-      earlier = self.upstream(examples[0], 'examples')
-      if not earlier:
-        return examples[0]
-      examples = earlier
-    return None
-
-  def made_from(self, artifact, type_name: str) -> Optional[object]:
-    """The newest live `type_name` artifact an execution made from
-    `artifact` (an output of one of its readers)."""
-    events = self._store.get_events_by_artifact_ids([artifact.id])
-    readers = {e.execution_id for e in events if e.type in _INPUTS}
-    if not readers:
-      return None
-    out_events = self._store.get_events_by_execution_ids(sorted(readers))
-    ids = [e.artifact_id for e in out_events if e.type in _OUTPUTS]
-    found = [a for a in self._store.get_artifacts_by_id(ids)
-             if self.type_name(a) == type_name and
-             a.state == metadata_store_pb2.Artifact.LIVE]
-    return max(found, key=lambda a: a.id) if found else None
-
-  def statistics_of(self, examples) -> Optional[object]:
-    """The newest statistics StatisticsGen computed from `examples`."""
-    return self.made_from(examples, 'ExampleStatistics')
-
-  def reference_of(self, pushed) -> Optional[str]:
-    """The URI of the monitoring reference the pipeline made for the pushed
-    model (pipeline/reference.py), or None (a model pushed before it existed)."""
-    models = self.upstream(pushed, 'model')
-    found = self.made_from(models[0], reference.TYPE_NAME) if models else None
-    return found.uri if found is not None else None
-
 
 def _pushed_models(store, version: Optional[str]) -> Iterable:
   """Pushed models: those of `version` first, then the others, newest first."""
@@ -170,7 +103,7 @@ def from_lineage(metadata_path: str,
                  served_version: Optional[str]) -> Baseline:
   """The served model's training statistics (see the module docstring)."""
   store = open_store(metadata_path)
-  lineage = _Lineage(store)
+  lineage = lineage_lib.Lineage(store)
   notes = []
   for pushed in _pushed_models(store, served_version):
     version = _property(pushed, 'pushed_version')
@@ -198,7 +131,7 @@ def reference_uris(metadata_path: str, versions: Iterable[str]
   """version -> the MonitoringReference URI of the model pushed as that
   version, for the versions MLMD knows and has a reference for."""
   store = open_store(metadata_path)
-  lineage = _Lineage(store)
+  lineage = lineage_lib.Lineage(store)
   found = {}
   for version in versions:
     for pushed in _pushed_models(store, version):

@@ -1,8 +1,8 @@
 """The one pipeline definition, shared by every runner.
 
 ExampleGen -> StatisticsGen -> ImportSchemaGen (+ SchemaGen to diff against)
--> ExampleValidator -> DataGate -> Transform -> Trainer -> Evaluator -> Blessing
--> Pusher.
+-> ExampleValidator -> DataGate -> Transform -> Trainer (warm-started from the
+model of an earlier span: BaseModel) -> Evaluator -> Blessing -> Pusher.
 """
 
 from typing import List
@@ -14,6 +14,7 @@ from tfx.types import standard_artifacts
 
 from models import features
 from models import trainer as trainer_lib
+from pipeline import base_model
 from pipeline import blessing as blessing_lib
 from pipeline import configs
 from pipeline import data_gate
@@ -94,6 +95,19 @@ def create_components(cfg: configs.PipelineConfig) -> List:
   # Bad data must never reach Transform or Trainer.
   transform.add_upstream_node(gate)
 
+  trainer_inputs, base_model_resolver = {}, []
+  if cfg.vertex is None:
+    # What a retraining run warm-starts from (models/warm_start.py decides
+    # whether it does). Not on Vertex: its compiler takes only the Latest*
+    # strategies, and the newest blessed model would change after each
+    # blessing, so a rerun of a span would never be cached there.
+    base_model_resolver = [tfx.dsl.Resolver(
+        strategy_class=base_model.BlessedModelOfEarlierSpanStrategy,
+        examples=example_gen.outputs['examples'],
+        model=tfx.dsl.Channel(type=standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=standard_artifacts.ModelBlessing),
+    ).with_id('BaseModel')]
+    trainer_inputs['base_model'] = base_model_resolver[0].outputs['model']
   trainer_cls, trainer_config = tfx.components.Trainer, {}
   if cfg.vertex is not None and cfg.vertex.vertex_training:
     # TFX's Vertex Trainer, honouring --api-endpoint (pipeline/vertex_training).
@@ -108,7 +122,8 @@ def create_components(cfg: configs.PipelineConfig) -> List:
       train_args=tfx.proto.TrainArgs(splits=[features.TRAIN_SPLIT]),
       eval_args=tfx.proto.EvalArgs(splits=[features.EVAL_SPLIT]),
       custom_config={trainer_lib.MODEL_CONFIG_KEY: cfg.model.to_dict(),
-                     **trainer_config})
+                     **trainer_config},
+      **trainer_inputs)
 
   # What `fmnist monitor` compares served traffic with, found through MLMD
   # lineage from the served model (pipeline/reference.py).
@@ -149,7 +164,8 @@ def create_components(cfg: configs.PipelineConfig) -> List:
           pusher_lib.AtomicPusherExecutor))
 
   components = [example_gen, statistics_gen, schema_importer, schema_gen,
-                example_validator, baseline, gate, transform, trainer,
+                example_validator, baseline, gate, transform,
+                *base_model_resolver, trainer,
                 monitoring_reference, model_resolver, evaluator, blessing,
                 pusher]
   registry_config = (cfg.vertex.registry_config()

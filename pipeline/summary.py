@@ -8,7 +8,7 @@ included, which is what a user waits for).
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -20,6 +20,7 @@ from models import features
 from models import metrics
 from models import temperature
 from models import trainer
+from models import warm_start
 from pipeline import calibration
 from pipeline import configs
 from pipeline import evaluation
@@ -73,6 +74,9 @@ class RunSummary:
   blessing_reason: Optional[str] = None
   # The served temperature's fit on `eval` (`temperature.json`), if any.
   temperature: Optional[Dict[str, float]] = None
+  # How the Trainer started (`warm_start.json`): from scratch or from the
+  # last blessed model's weights, and why.
+  warm_start: Optional[Dict[str, Any]] = None
 
   @property
   def epochs(self) -> int:
@@ -266,6 +270,7 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
       pushed_to=pushed_to,
       history=history,
       temperature=_read_json(model_run, trainer.TEMPERATURE_FILE),
+      warm_start=_read_json(model_run, warm_start.RECORD_FILE),
       blessing_reason=(blessing.custom_properties['reason'].string_value
                        if blessing is not None and
                        'reason' in blessing.custom_properties else None))
@@ -298,6 +303,8 @@ def format_summary(s: RunSummary) -> str:
     val = s.history.get('val_sparse_categorical_accuracy', [])
     lines.append(f'  trained {s.epochs} epochs in {train:.0f} s'
                  + (f', best validation accuracy {max(val):.4f}' if val else ''))
+  if s.warm_start:
+    lines.append(f'  {s.warm_start["reason"]}')
   if s.temperature:
     lines.append(f'  {temperature.describe(s.temperature)}')
   lines.append('')

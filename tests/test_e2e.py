@@ -15,6 +15,7 @@ import tensorflow as tf
 from fmnist import cli
 from models import features
 from models import signatures
+from models import warm_start
 from pipeline import configs
 from pipeline import ingest
 from pipeline import pusher
@@ -34,7 +35,7 @@ TRAINING_NODES = {'Transform', 'Trainer', 'MonitoringReference', 'Evaluator',
                   'Blessing', 'Pusher'}
 ALL_NODES = {'CuratedSchema', 'ImportExampleGen', 'StatisticsGen',
              'InferredSchema', 'ExampleValidator', 'PreviousAcceptedSpan',
-             'DataGate', 'LatestBlessedModel'} | TRAINING_NODES
+             'DataGate', 'LatestBlessedModel', 'BaseModel'} | TRAINING_NODES
 
 
 @pytest.fixture(scope='module')
@@ -62,6 +63,15 @@ def _write_span(home, span, images, labels, test_images, test_labels):
       features.EVAL_SPLIT: (images[:n_eval], labels[:n_eval]),
       features.TEST_SPLIT: (test_images, test_labels)}.items():
     ingest.write_split(x, y, os.path.join(span_dir, split), 2, split)
+
+
+def _variables(export_dir):
+  """An export's saved variables, as {checkpoint key: bytes}."""
+  reader = tf.train.load_checkpoint(
+      os.path.join(export_dir, 'variables', 'variables'))
+  return {key: reader.get_tensor(key).tobytes()
+          for key in reader.get_variable_to_shape_map()
+          if key.endswith('.ATTRIBUTES/VARIABLE_VALUE')}
 
 
 @pytest.fixture(scope='module')
@@ -94,6 +104,11 @@ def test_first_span_trains_evaluates_and_pushes(home, capsys):
   assert s.temperature['examples'] == 200
   assert s.temperature['nll_after'] <= s.temperature['nll_before']
   assert 'served temperature' in out
+  # Nothing to start from on the first span; the export records its recipe
+  # for the next span's warm start.
+  assert not s.warm_start['warm_started']
+  assert 'trained from scratch: no blessed model' in out
+  assert os.path.exists(os.path.join(s.pushed_to, warm_start.CONFIG_FILE))
 
   base = os.path.join(home, 'serving_model')
   versions = pusher.pushed_versions(base)
@@ -111,7 +126,7 @@ def test_first_span_trains_evaluates_and_pushes(home, capsys):
 def test_rerun_with_unchanged_inputs_is_cached(home, capsys):
   base = os.path.join(home, 'serving_model')
   before = pusher.pushed_versions(base)
-  resolvers = {'LatestBlessedModel', 'PreviousAcceptedSpan'}
+  resolvers = {'LatestBlessedModel', 'PreviousAcceptedSpan', 'BaseModel'}
   # The first rerun re-evaluates: the baseline changed (run 1's model is now
   # the latest blessed one). The same model is not pushed again.
   assert _run(home, capsys)[0] == 0
@@ -181,6 +196,14 @@ def test_new_clean_span_passes_drift_and_retrains(home, capsys, real_parts):
   assert s.span == 5
   assert states['DataGate'] == 'ran' and states['Trainer'] == 'ran'
   assert states['CuratedSchema'] == 'cached'
+  # A retraining run of the same recipe starts from span 1's blessed model
+  # (the blocked spans 2-4 trained nothing).
+  assert s.warm_start['warm_started'], s.warm_start
+  served = os.path.join(home, 'serving_model')
+  first = os.path.join(served, str(pusher.pushed_versions(served)[0]))
+  assert _variables(s.warm_start['base_model']) == _variables(first)
+  assert s.warm_start['epochs'] == 1
+  assert 'warm-started from' in out
 
 
 def test_report_shows_every_run_side_by_side(home, capsys):
@@ -195,6 +218,7 @@ def test_report_shows_every_run_side_by_side(home, capsys):
   assert page.count('failed at DataGate') == 3
   assert 'Curated vs. inferred schema' in page
   assert 'Served temperature' in page
+  assert 'Warm-started from' in page  # the newest training run: span 5's
   for name in ('confusion_matrix.png', 'training_curves.png',
                'statistics.html'):
     assert os.path.getsize(os.path.join(home, 'reports', name)) > 1000

@@ -7,6 +7,7 @@ so both input paths of `models.trainer` run as they do in the pipeline.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -18,7 +19,9 @@ from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
 from models import features
+from models import model as model_lib
 from models import trainer
+from models import warm_start
 from models.config import ModelConfig
 
 import transform_builder  # tests/transform_builder.py  # pylint: disable=g-bad-import-order
@@ -155,3 +158,100 @@ def test_run_fn_without_temperature_scaling_fits_none(transformed, tmp_path):
                           temperature_scaling=False))
   assert not os.path.exists(tmp_path / 'run' / trainer.TEMPERATURE_FILE)
   assert os.path.isdir(tmp_path / 'serving' / 'variables')
+
+
+@pytest.fixture(scope='module')
+def base_export(transformed, tmp_path_factory):
+  """A model the Trainer trained from scratch and exported: the next run's
+  base model."""
+  root = tmp_path_factory.mktemp('base')
+  trainer.run_fn(_fn_args(transformed, root, epochs=3))
+  with open(root / 'run' / warm_start.RECORD_FILE) as f:
+    record = json.load(f)
+  assert record['warm_started'] is False
+  assert 'no blessed model' in record['reason']
+  return str(root / 'serving')
+
+
+def _checkpoint_values(export_dir: str) -> list:
+  reader = tf.train.load_checkpoint(
+      os.path.join(export_dir, 'variables', 'variables'))
+  return [reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+          if key.endswith('.ATTRIBUTES/VARIABLE_VALUE')]
+
+
+def _holds_weights_of(model, export_dir: str) -> bool:
+  saved = _checkpoint_values(export_dir)
+  return all(any(s.shape == w.shape and np.array_equal(s, w) for s in saved)
+             for w in model.get_weights())
+
+
+def test_a_retraining_run_starts_from_the_base_models_weights(
+    transformed, base_export, tmp_path):
+  cfg = ModelConfig.from_dict(dict(SMALL, epochs=3, warm_start_epochs=2,
+                                   warm_start_learning_rate=3e-4))
+  start = warm_start.start(cfg, base_export)
+  assert start.warm and start.base_model == base_export
+  assert _holds_weights_of(start.model, base_export)
+  assert not _holds_weights_of(model_lib.build_model(cfg), base_export)
+  # Its own, shorter schedule with a fresh optimizer (not the base's Adam).
+  assert (start.cfg.epochs, start.cfg.learning_rate) == (2, 3e-4)
+  assert int(start.model.optimizer.iterations) == 0
+
+  # Through run_fn: trains the warm schedule and records how it started.
+  fn_args = _fn_args(transformed, tmp_path, epochs=3, warm_start_epochs=2)
+  fn_args.base_model = base_export
+  trainer.run_fn(fn_args)
+  with open(tmp_path / 'run' / warm_start.RECORD_FILE) as f:
+    record = json.load(f)
+  assert record['warm_started'] and record['base_model'] == base_export
+  assert record['epochs'] == 2 and 'warm-started from' in record['reason']
+  with open(tmp_path / 'run' / trainer.HISTORY_FILE) as f:
+    assert len(json.load(f)['loss']) == 2
+  # What the next run compares its recipe with is this run's recipe, not
+  # the warm schedule.
+  with open(tmp_path / 'serving' / warm_start.CONFIG_FILE) as f:
+    assert ModelConfig.from_dict(json.load(f)).recipe() == ModelConfig.from_dict(
+        dict(SMALL, epochs=3)).recipe()
+
+
+def test_a_warm_start_never_trains_longer_than_a_cold_run():
+  assert ModelConfig(epochs=28, warm_start_epochs=8).warm_started().epochs == 8
+  assert ModelConfig(epochs=1, warm_start_epochs=8).warm_started().epochs == 1
+
+
+@pytest.mark.parametrize('change, reason', [
+    ({'dense_dropout': 0.4}, 'another recipe (dense_dropout differ)'),
+    ({'conv_filters': [4], 'epochs': 1}, 'another recipe (conv_filters, epochs'),
+    ({'warm_start_epochs': 0}, 'warm_start_epochs is 0'),
+])
+def test_another_recipe_trains_from_scratch(base_export, change, reason):
+  cfg = ModelConfig.from_dict({**SMALL, 'epochs': 3, **change})
+  start = warm_start.start(cfg, base_export)
+  assert not start.warm and start.cfg == cfg
+  assert reason in start.reason
+  assert not _holds_weights_of(start.model, base_export)
+
+
+def test_the_warm_start_knobs_are_not_part_of_the_recipe(base_export):
+  cfg = ModelConfig.from_dict(dict(SMALL, epochs=3, warm_start_epochs=5,
+                                   warm_start_learning_rate=1e-4))
+  assert warm_start.start(cfg, base_export).warm
+
+
+def test_a_base_without_a_recorded_recipe_or_fitting_weights_trains_from_scratch(
+    base_export, tmp_path):
+  cfg = ModelConfig.from_dict(dict(SMALL, epochs=3))
+  assert 'no blessed model' in warm_start.start(cfg, None).reason
+  unrecorded = tmp_path / 'unrecorded'
+  shutil.copytree(base_export, unrecorded)
+  os.remove(unrecorded / warm_start.CONFIG_FILE)
+  start = warm_start.start(cfg, str(unrecorded))
+  assert not start.warm and 'has no readable' in start.reason
+  # A recorded recipe whose weights do not fit (the record says 16 filters,
+  # the variables hold 8): refused when loading, not half-loaded.
+  wider = ModelConfig.from_dict(dict(SMALL, epochs=3, conv_filters=[16]))
+  warm_start.write_config(str(unrecorded), wider)
+  start = warm_start.start(wider, str(unrecorded))
+  assert not start.warm and 'do not load' in start.reason
+  assert start.model.get_layer(index=3).get_weights()[0].shape[-1] == 16

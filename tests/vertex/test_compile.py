@@ -226,6 +226,7 @@ def test_without_dataflow_and_vertex_training(spec_in_pipeline):
 
 def test_local_pipeline_is_unchanged(tmp_path):
   from tfx import v1 as tfx
+  from pipeline import base_model
   from pipeline import configs
   from pipeline import data_gate
   from pipeline import pipeline as pipeline_lib
@@ -241,6 +242,11 @@ def test_local_pipeline_is_unchanged(tmp_path):
   trainer = components['Trainer']
   assert type(trainer) is tfx.components.Trainer  # pylint: disable=unidiomatic-typecheck
   assert set(json.loads(trainer.exec_properties['custom_config'])) == {'model'}
+  # A retraining run's warm start: the blessed model of an earlier span.
+  assert components['BaseModel'].exec_properties[
+      resolver.RESOLVER_STRATEGY_CLASS] is (
+          base_model.BlessedModelOfEarlierSpanStrategy)
+  assert trainer.inputs['base_model'].producer_component_id == 'BaseModel'
 
 
 def test_custom_resolver_strategy_is_rejected_by_kubeflow_v2(tmp_path):
