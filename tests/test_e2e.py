@@ -29,7 +29,9 @@ SOURCE = configs.DEFAULT_SOURCE_DIR
 # steps need BatchNorm's moving statistics to follow faster than Keras' 0.99
 # (ModelConfig.batchnorm_momentum), or the model predicts with statistics
 # still near their initial values (0.25 accuracy instead of 0.74).
+# Warm starts on (off by default), so a retraining run checks that path.
 PIPELINE_ARGS = ['--epochs', '1', '--model-param', 'batchnorm_momentum=0.8',
+                 '--model-param', 'warm_start_epochs=1',
                  '--min-accuracy', '0.3', '--max-accuracy-drop', '1.0']
 TRAINING_NODES = {'Transform', 'Trainer', 'MonitoringReference', 'Evaluator',
                   'Blessing', 'Pusher'}

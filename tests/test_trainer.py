@@ -223,10 +223,11 @@ def test_a_warm_start_never_trains_longer_than_a_cold_run():
 @pytest.mark.parametrize('change, reason', [
     ({'dense_dropout': 0.4}, 'another recipe (dense_dropout differ)'),
     ({'conv_filters': [4], 'epochs': 1}, 'another recipe (conv_filters, epochs'),
-    ({'warm_start_epochs': 0}, 'warm_start_epochs is 0'),
+    ({'warm_start_epochs': 0}, 'warm starts are off'),
 ])
 def test_another_recipe_trains_from_scratch(base_export, change, reason):
-  cfg = ModelConfig.from_dict({**SMALL, 'epochs': 3, **change})
+  cfg = ModelConfig.from_dict({**SMALL, 'epochs': 3, 'warm_start_epochs': 2,
+                               **change})
   start = warm_start.start(cfg, base_export)
   assert not start.warm and start.cfg == cfg
   assert reason in start.reason
@@ -241,7 +242,7 @@ def test_the_warm_start_knobs_are_not_part_of_the_recipe(base_export):
 
 def test_a_base_without_a_recorded_recipe_or_fitting_weights_trains_from_scratch(
     base_export, tmp_path):
-  cfg = ModelConfig.from_dict(dict(SMALL, epochs=3))
+  cfg = ModelConfig.from_dict(dict(SMALL, epochs=3, warm_start_epochs=2))
   assert 'no blessed model' in warm_start.start(cfg, None).reason
   unrecorded = tmp_path / 'unrecorded'
   shutil.copytree(base_export, unrecorded)
@@ -250,7 +251,8 @@ def test_a_base_without_a_recorded_recipe_or_fitting_weights_trains_from_scratch
   assert not start.warm and 'has no readable' in start.reason
   # A recorded recipe whose weights do not fit (the record says 16 filters,
   # the variables hold 8): refused when loading, not half-loaded.
-  wider = ModelConfig.from_dict(dict(SMALL, epochs=3, conv_filters=[16]))
+  wider = ModelConfig.from_dict(dict(SMALL, epochs=3, conv_filters=[16],
+                                    warm_start_epochs=2))
   warm_start.write_config(str(unrecorded), wider)
   start = warm_start.start(wider, str(unrecorded))
   assert not start.warm and 'do not load' in start.reason
