@@ -81,22 +81,14 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
   return metadata_store.MetadataStore(config)
 
 
-def _property(artifact, name: str):
-  for props in (artifact.custom_properties, artifact.properties):
-    if name in props:
-      value = props[name]
-      return value.string_value or value.int_value
-  return None
-
-
-
 def _pushed_models(store, version: Optional[str]) -> Iterable:
   """Pushed models: those of `version` first, then the others, newest first."""
   pushed = [a for a in store.get_artifacts_by_type('PushedModel')
-            if _property(a, 'pushed') == 1]
+            if lineage_lib.property_of(a, 'pushed') == 1]
   pushed.sort(key=lambda a: a.id, reverse=True)
-  return ([a for a in pushed if _property(a, 'pushed_version') == version] +
-          [a for a in pushed if _property(a, 'pushed_version') != version])
+  mine = [a for a in pushed
+          if lineage_lib.property_of(a, 'pushed_version') == version]
+  return mine + [a for a in pushed if a not in mine]
 
 
 def from_lineage(metadata_path: str,
@@ -106,14 +98,14 @@ def from_lineage(metadata_path: str,
   lineage = lineage_lib.Lineage(store)
   notes = []
   for pushed in _pushed_models(store, served_version):
-    version = _property(pushed, 'pushed_version')
+    version = lineage_lib.property_of(pushed, 'pushed_version')
     examples = lineage.raw_examples(pushed)
     stats = lineage.statistics_of(examples) if examples else None
     if stats is None:
       notes.append(f'pushed model {version} has no recorded training '
                    'statistics')
       continue
-    span = _property(examples, 'span')
+    span = lineage_lib.property_of(examples, 'span')
     how = (f'train statistics of span {span}, which the served model '
            f'{version} was trained on (MLMD lineage)')
     if version != served_version:
@@ -135,7 +127,7 @@ def reference_uris(metadata_path: str, versions: Iterable[str]
   found = {}
   for version in versions:
     for pushed in _pushed_models(store, version):
-      if _property(pushed, 'pushed_version') != version:
+      if lineage_lib.property_of(pushed, 'pushed_version') != version:
         break  # only the requested version's pushes come first
       uri = lineage.reference_of(pushed)
       if uri:
@@ -146,12 +138,13 @@ def reference_uris(metadata_path: str, versions: Iterable[str]
 
 def _newest_accepted(store, notes: List[str]) -> Baseline:
   reports = [a for a in store.get_artifacts_by_type('ExampleAnomalies')
-             if _property(a, STATISTICS_ID_PROPERTY)]
+             if lineage_lib.property_of(a, STATISTICS_ID_PROPERTY)]
   if reports:
-    newest = max(reports, key=lambda a: (_property(a, 'span') or 0, a.id))
+    newest = max(reports, key=lambda a: (
+        lineage_lib.property_of(a, 'span') or 0, a.id))
     (stats,) = store.get_artifacts_by_id(
-        [_property(newest, STATISTICS_ID_PROPERTY)])
-    span = _property(newest, 'span')
+        [lineage_lib.property_of(newest, STATISTICS_ID_PROPERTY)])
+    span = lineage_lib.property_of(newest, 'span')
     return Baseline(
         statistics=load_split_statistics(stats.uri), uri=stats.uri, span=span,
         description=(f'train statistics of span {span}, the newest span '

@@ -43,7 +43,8 @@ class BlessedModelOfEarlierSpanStrategy(resolver.ResolverStrategy):
       if model.id not in blessed_ids:
         continue
       examples = walk.trained_on(model.mlmd_artifact)
-      if examples is not None and _span(examples) < current:
+      if examples is not None and (
+          lineage.property_of(examples, 'span') or 0) < current:
         older.append(model)
     return {
         'examples': input_dict['examples'],
@@ -51,11 +52,3 @@ class BlessedModelOfEarlierSpanStrategy(resolver.ResolverStrategy):
         'model_blessing': [],
     }
 
-
-def _span(examples) -> int:
-  """The span of an MLMD Examples artifact (a property, or ExampleGen's
-  custom property)."""
-  for properties in (examples.properties, examples.custom_properties):
-    if 'span' in properties:
-      return properties['span'].int_value
-  return 0

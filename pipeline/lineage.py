@@ -17,6 +17,16 @@ _INPUTS = (metadata_store_pb2.Event.INPUT,
            metadata_store_pb2.Event.DECLARED_INPUT)
 
 
+def property_of(artifact, name: str):
+  """An MLMD artifact's (custom) property `name`: its string or int value,
+  None if it has none."""
+  for props in (artifact.custom_properties, artifact.properties):
+    if name in props:
+      value = props[name]
+      return value.string_value or value.int_value
+  return None
+
+
 class Lineage:
   """Event walks over one store."""
 
