@@ -1,8 +1,9 @@
 """The one pipeline definition, shared by every runner.
 
 ExampleGen -> StatisticsGen -> ImportSchemaGen (+ SchemaGen to diff against)
--> ExampleValidator -> DataGate -> Transform -> Trainer (warm-started from the
-model of an earlier span: BaseModel) -> Evaluator -> Blessing -> Pusher.
+-> ExampleValidator -> DataGate -> Transform -> Trainer (from scratch, or with
+`warm_start_epochs` from BaseModel's blessed model of an earlier span)
+-> Evaluator -> Blessing -> Pusher.
 """
 
 from typing import List

@@ -245,10 +245,12 @@ def write_report(cfg: configs.PipelineConfig,
     parts += [f'<h2>Training of run {html.escape(latest_training.run_id)} '
               f'({latest_training.epochs} epochs)</h2>',
               f'<img src="{HISTORY_PNG}" alt="training curves">']
-    for line in ([latest_training.warm_start['reason']]
-                 if latest_training.warm_start else []) + (
-                     [temperature.describe(latest_training.temperature)]
-                     if latest_training.temperature else []):
+    lines = []
+    if latest_training.warm_start:
+      lines.append(latest_training.warm_start['reason'])
+    if latest_training.temperature:
+      lines.append(temperature.describe(latest_training.temperature))
+    for line in lines:
       parts.append(f'<p>{html.escape(line[0].upper() + line[1:])}.</p>')
   if summaries:
     parts += ['<h2>Component wall times of the newest run</h2>',
