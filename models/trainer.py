@@ -104,6 +104,13 @@ def served_probabilities(model, images: np.ndarray, cfg: ModelConfig,
       for i in range(0, len(images), batch_size)])
 
 
+def _write_json(run_dir: str, name: str, value) -> None:
+  """One of the JSON files the run summary reads from the run dir."""
+  tf.io.gfile.makedirs(run_dir)
+  with tf.io.gfile.GFile(os.path.join(run_dir, name), 'w') as f:
+    json.dump(value, f, indent=1)
+
+
 def fit_temperature(model, eval_arrays, cfg: ModelConfig, run_dir: str
                     ) -> float:
   """Fits the served temperature on `eval` and records the fit in
@@ -113,9 +120,7 @@ def fit_temperature(model, eval_arrays, cfg: ModelConfig, run_dir: str
       model, x[features.transformed_name(features.IMAGE_KEY)], cfg)
   fit = temperature.summary(probabilities, y, temperature.fit(probabilities, y))
   logging.info('%s', temperature.describe(fit))
-  tf.io.gfile.makedirs(run_dir)
-  with tf.io.gfile.GFile(os.path.join(run_dir, TEMPERATURE_FILE), 'w') as f:
-    json.dump(fit, f, indent=1)
+  _write_json(run_dir, TEMPERATURE_FILE, fit)
   return fit['temperature']
 
 
@@ -148,15 +153,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       train, validation_data=val, epochs=start.cfg.epochs, verbose=2,
       callbacks=model_lib.training_callbacks(start.cfg, fn_args.model_run_dir)
       + tracking.callbacks(fn_args.custom_config, cfg, val))
-  tf.io.gfile.makedirs(fn_args.model_run_dir)
-  with tf.io.gfile.GFile(
-      os.path.join(fn_args.model_run_dir, warm_start.RECORD_FILE), 'w') as f:
-    json.dump(start.record(), f, indent=1)
+  _write_json(fn_args.model_run_dir, warm_start.RECORD_FILE, start.record())
   # Per-epoch curves for the report (TensorBoard has them too).
-  with tf.io.gfile.GFile(
-      os.path.join(fn_args.model_run_dir, HISTORY_FILE), 'w') as f:
-    json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()},
-              f)
+  _write_json(fn_args.model_run_dir, HISTORY_FILE,
+              {k: [float(v) for v in vs] for k, vs in history.history.items()})
   t = 1.0
   if cfg.temperature_scaling:
     t = fit_temperature(
