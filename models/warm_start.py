@@ -9,7 +9,10 @@ instead of `epochs`, when that model was trained with this same recipe.
 Anything else trains from scratch, and says why: no base model (the first
 span, or a rerun of one), warm starts off, a base exported before its recipe
 was recorded, another recipe (a changed `--model-param` means "train this",
-not "fine-tune that"), or weights that do not fit.
+not "fine-tune that"), or weights that do not fit. With
+`warm_start_shrink` / `warm_start_perturb` the base's weights are first moved
+towards a fresh initialization (shrink and perturb; off by default, as it
+did not close the gap on `eval`: benchmarks/warm_recipes.py).
 
 Each export records its recipe in `assets.extra/model_config.json` (beside
 the SavedModel, where TF Serving looks for extra files and ignores others),
@@ -47,7 +50,24 @@ class Start:
   def record(self) -> Dict[str, Any]:
     return {'warm_started': self.warm, 'base_model': self.base_model,
             'epochs': self.cfg.epochs,
-            'learning_rate': self.cfg.learning_rate, 'reason': self.reason}
+            'learning_rate': self.cfg.learning_rate,
+            'shrink': self.cfg.warm_start_shrink,
+            'perturb': self.cfg.warm_start_perturb, 'reason': self.reason}
+
+
+def shrink_perturb(model: keras.Model, cfg: ModelConfig) -> bool:
+  """Moves a warm-started model's trainable weights towards a fresh
+  initialization: w <- shrink * w + perturb * w_fresh (Ash & Adams 2020:
+  training then generalizes like a run from scratch more than a plain
+  fine-tune does). BatchNorm's moving statistics stay the base's; training
+  re-estimates them. Returns whether anything changed."""
+  if cfg.warm_start_shrink == 1 and not cfg.warm_start_perturb:
+    return False
+  fresh = model_lib.build_model(cfg)
+  for weight, init in zip(model.trainable_weights, fresh.trainable_weights):
+    weight.assign(cfg.warm_start_shrink * weight
+                  + cfg.warm_start_perturb * init)
+  return True
 
 
 def write_config(serving_dir: str, cfg: ModelConfig) -> None:
@@ -97,6 +117,11 @@ def start(cfg: ModelConfig, base_model: Optional[str]) -> Start:
     model_lib.load_weights(model, warm, base_model)
   except (ValueError, tf.errors.OpError) as e:
     return cold(f'the weights of {base_model} do not load: {e}')
+  moved = ''
+  if shrink_perturb(model, warm):
+    moved = (f', its weights shrunk by {warm.warm_start_shrink:g} and '
+             f'perturbed by {warm.warm_start_perturb:g} of a fresh '
+             'initialization')
   return Start(model, warm, base_model,
-               f'warm-started from {base_model}: {warm.epochs} epochs, peak '
-               f'learning rate {warm.learning_rate:g}')
+               f'warm-started from {base_model}{moved}: {warm.epochs} epochs, '
+               f'peak learning rate {warm.learning_rate:g}')

@@ -117,6 +117,8 @@ def test_model_params_override_the_config(tmp_path):
     ('conv_filters=[8, 8, 8, 8, 8]', '5 blocks pool a 28x28 image away'),
     ('dense_dropout=1', 'dense_dropout must be in [0, 1), got 1'),
     ('learning_rate=-0.001', 'learning_rate must be >= 0'),
+    ('warm_start_shrink=1.5', 'warm_start_shrink must be in [0, 1]'),
+    ('warm_start_perturb=-0.1', 'warm_start_perturb must be >= 0'),
     ('clipnorm=0', 'clipnorm must be > 0'),
 ])
 def test_bad_model_params_are_named(tmp_path, capsys, param, message):

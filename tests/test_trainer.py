@@ -236,8 +236,47 @@ def test_another_recipe_trains_from_scratch(base_export, change, reason):
 
 def test_the_warm_start_knobs_are_not_part_of_the_recipe(base_export):
   cfg = ModelConfig.from_dict(dict(SMALL, epochs=3, warm_start_epochs=5,
-                                   warm_start_learning_rate=1e-4))
+                                   warm_start_learning_rate=1e-4,
+                                   warm_start_shrink=0.5,
+                                   warm_start_perturb=0.1))
   assert warm_start.start(cfg, base_export).warm
+
+
+def _trainable_and_frozen(model):
+  trainable = {id(w) for w in model.trainable_weights}
+  return ([w.numpy() for w in model.weights if id(w) in trainable],
+          [w.numpy() for w in model.weights if id(w) not in trainable])
+
+
+def test_shrink_and_perturb_moves_only_the_trainable_weights(base_export):
+  plain = warm_start.start(ModelConfig.from_dict(
+      dict(SMALL, epochs=3, warm_start_epochs=2)), base_export)
+  base_trainable, base_frozen = _trainable_and_frozen(plain.model)
+  assert plain.cfg.warm_start_shrink == 1 and 'shrunk' not in plain.reason
+
+  # Shrink alone: every trainable weight exactly scaled, BatchNorm's moving
+  # statistics left as the base had them.
+  shrunk = warm_start.start(ModelConfig.from_dict(
+      dict(SMALL, epochs=3, warm_start_epochs=2, warm_start_shrink=0.5)),
+      base_export)
+  trainable, frozen = _trainable_and_frozen(shrunk.model)
+  assert base_frozen and all(np.array_equal(a, b)
+                             for a, b in zip(frozen, base_frozen))
+  assert all(np.allclose(a, 0.5 * b) for a, b in zip(trainable, base_trainable))
+  assert 'shrunk by 0.5 and perturbed by 0' in shrunk.reason
+
+  # With a perturbation: the shrunk weights plus a share of a fresh
+  # initialization (a random kernel, not a constant), and it is recorded.
+  moved = warm_start.start(ModelConfig.from_dict(
+      dict(SMALL, epochs=3, warm_start_epochs=2, warm_start_shrink=0.5,
+           warm_start_perturb=0.2)), base_export)
+  trainable, _ = _trainable_and_frozen(moved.model)
+  kernel = max(range(len(trainable)), key=lambda i: trainable[i].size)
+  noise = trainable[kernel] - 0.5 * base_trainable[kernel]
+  fresh_std = float(np.std(model_lib.build_model(moved.cfg).trainable_weights[
+      kernel].numpy()))
+  assert np.std(noise) == pytest.approx(0.2 * fresh_std, rel=0.2)
+  assert moved.record()['shrink'] == 0.5 and moved.record()['perturb'] == 0.2
 
 
 def test_a_base_without_a_recorded_recipe_or_fitting_weights_trains_from_scratch(
