@@ -230,6 +230,16 @@ def random_crops(x: np.ndarray, y: np.ndarray, size: int, batch_size: int,
           .shuffle(len(x), seed=seed).batch(batch_size).map(crop).prefetch(2))
 
 
+def fit_callbacks(cfg: ModelConfig) -> list:
+  """The Trainer's callbacks (its LR schedule) without TensorBoard and
+  early stopping: every recipe here trains all its epochs."""
+  import tf_keras as keras  # pylint: disable=g-import-not-at-top
+  from models import model as model_lib  # pylint: disable=g-import-not-at-top
+  return [c for c in model_lib.training_callbacks(cfg, '/tmp/recipes-tb')
+          if not isinstance(c, (keras.callbacks.TensorBoard,
+                                keras.callbacks.EarlyStopping))]
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   p.add_argument('--epochs', type=int, default=8)
@@ -312,9 +322,7 @@ def main(argv=None) -> int:
                                  'epochs': args.epochs})
     keras.utils.set_random_seed(cfg.seed)
     model = model_lib.build_model(cfg)
-    callbacks = [c for c in model_lib.training_callbacks(cfg, '/tmp/recipes-tb')
-                 if not isinstance(c, (keras.callbacks.TensorBoard,
-                                       keras.callbacks.EarlyStopping))]
+    callbacks = fit_callbacks(cfg)
     start = time.perf_counter()
     if args.mixup:
       # Soft labels: the same optimizer, categorical loss and accuracy.

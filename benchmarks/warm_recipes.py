@@ -42,15 +42,10 @@ WARM_RECIPES = {
 
 
 def _fit(model, cfg: ModelConfig, x, y, xv, yv):
-  import tf_keras as keras  # pylint: disable=g-import-not-at-top
-  from models import model as model_lib  # pylint: disable=g-import-not-at-top
-  callbacks = [c for c in model_lib.training_callbacks(cfg, '/tmp/warm-tb')
-               if not isinstance(c, (keras.callbacks.TensorBoard,
-                                     keras.callbacks.EarlyStopping))]
   start = time.perf_counter()
   history = model.fit(x, y, validation_data=(xv, yv), epochs=cfg.epochs,
-                      batch_size=cfg.batch_size, callbacks=callbacks,
-                      verbose=2)
+                      batch_size=cfg.batch_size,
+                      callbacks=recipes.fit_callbacks(cfg), verbose=2)
   return (history.history['val_sparse_categorical_accuracy'],
           time.perf_counter() - start)
 
