@@ -110,7 +110,7 @@ def figures_of(s: summary.RunSummary, cfg: configs.PipelineConfig) -> dict:
       # The served temperature's fit on `eval` (None when it is off).
       'temperature': s.temperature,
       # From scratch or from the last blessed model, and why.
-      'warm_start': s.warm_start}
+      'warm_start': s.warm_start, 'time_budget': s.time_budget}
 
 
 def table(results: dict) -> str:

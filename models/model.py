@@ -2,9 +2,10 @@
 dense 512, softmax over 10 classes; optionally residual (ResNet basic blocks)
 with global average pooling, or with its last convs depthwise-separable."""
 
+import dataclasses
 import math
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
@@ -12,6 +13,7 @@ import tf_keras as keras
 from models import features
 from models.augmentation import RandomAffine
 from models.augmentation import RandomErasing
+from models.budget import TimeBudget
 from models import runtime
 from models.config import ModelConfig
 
@@ -166,21 +168,32 @@ def cosine_learning_rate(cfg: ModelConfig, epoch: int) -> float:
           math.pi * progress))
 
 
-def training_callbacks(cfg: ModelConfig, log_dir: str):
-  """The LR schedule, TensorBoard, and with 'plateau' early stopping on
-  validation loss.
+def training_callbacks(cfg: ModelConfig, log_dir: str,
+                       budget: Optional[TimeBudget] = None):
+  """The LR schedule, TensorBoard, with 'plateau' early stopping on
+  validation loss, and the time budget if there is one.
 
   A planned (cosine) schedule trains to its last epoch, the one its LR has
   annealed for, as benchmarks/recipes.py measured it on `eval`. Early stopping
   there cut a run short and restored a mid-schedule epoch: validation loss
   bottoms out before accuracy does (seed 7: best loss at epoch 20 of 28,
-  stopped at 26, 0.9411 on test; README "Results").
+  stopped at 26, 0.9411 on test; README "Results"). Under a budget the last
+  epoch is the one the budget plans (models/budget.py), and the schedule
+  anneals to it.
   """
   callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir,
                                            update_freq='epoch')]
+  if budget is not None:
+    callbacks.append(budget)
   if cfg.lr_schedule == 'cosine':
-    return [keras.callbacks.LearningRateScheduler(
-        lambda epoch, _: cosine_learning_rate(cfg, epoch))] + callbacks
+    def learning_rate(epoch, current):
+      if budget is None:
+        return cosine_learning_rate(cfg, epoch)
+      planned = cosine_learning_rate(
+          dataclasses.replace(cfg, epochs=budget.planned_epochs), epoch)
+      # A plan that grew must not raise the rate again past the warm-up.
+      return planned if epoch <= cfg.warmup_epochs else min(planned, current)
+    return [keras.callbacks.LearningRateScheduler(learning_rate)] + callbacks
   return [
       keras.callbacks.ReduceLROnPlateau(
           monitor='val_loss', factor=cfg.lr_reduce_factor,

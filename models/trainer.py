@@ -15,6 +15,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from models import budget as budget_lib
 from models import features
 from models import model as model_lib
 from models import signatures
@@ -149,11 +150,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
   logging.info('%s', start.reason)
   model = start.model
   model.summary(print_fn=logging.info)
+  budget = (budget_lib.TimeBudget(cfg.train_minutes, start.cfg.epochs)
+            if cfg.train_minutes else None)
   history = model.fit(
       train, validation_data=val, epochs=start.cfg.epochs, verbose=2,
-      callbacks=model_lib.training_callbacks(start.cfg, fn_args.model_run_dir)
+      callbacks=model_lib.training_callbacks(
+          start.cfg, fn_args.model_run_dir, budget)
       + tracking.callbacks(fn_args.custom_config, cfg, val))
   _write_json(fn_args.model_run_dir, warm_start.RECORD_FILE, start.record())
+  if budget is not None:
+    logging.info('%s', budget.record()['reason'])
+    _write_json(fn_args.model_run_dir, budget_lib.RECORD_FILE, budget.record())
   # Per-epoch curves for the report (TensorBoard has them too).
   _write_json(fn_args.model_run_dir, HISTORY_FILE,
               {k: [float(v) for v in vs] for k, vs in history.history.items()})

@@ -248,6 +248,8 @@ def write_report(cfg: configs.PipelineConfig,
     lines = []
     if latest_training.warm_start:
       lines.append(latest_training.warm_start['reason'])
+    if latest_training.time_budget:
+      lines.append(latest_training.time_budget['reason'])
     if latest_training.temperature:
       lines.append(temperature.describe(latest_training.temperature))
     for line in lines:

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tfx.orchestration import metadata
 
+from models import budget
 from models import features
 from models import metrics
 from models import temperature
@@ -77,6 +78,9 @@ class RunSummary:
   # How the Trainer started (`warm_start.json`): from scratch or from the
   # last blessed model's weights, and why.
   warm_start: Optional[Dict[str, Any]] = None
+  # The Trainer's time budget (`time_budget.json`), if it had one: how many
+  # epochs fit and why.
+  time_budget: Optional[Dict[str, Any]] = None
 
   @property
   def epochs(self) -> int:
@@ -271,6 +275,7 @@ def summarize(cfg: configs.PipelineConfig, run_id: Optional[str] = None,
       history=history,
       temperature=_read_json(model_run, trainer.TEMPERATURE_FILE),
       warm_start=_read_json(model_run, warm_start.RECORD_FILE),
+      time_budget=_read_json(model_run, budget.RECORD_FILE),
       blessing_reason=(blessing.custom_properties['reason'].string_value
                        if blessing is not None and
                        'reason' in blessing.custom_properties else None))
@@ -305,6 +310,8 @@ def format_summary(s: RunSummary) -> str:
                  + (f', best validation accuracy {max(val):.4f}' if val else ''))
   if s.warm_start:
     lines.append(f'  {s.warm_start["reason"]}')
+  if s.time_budget:
+    lines.append(f'  {s.time_budget["reason"]}')
   if s.temperature:
     lines.append(f'  {temperature.describe(s.temperature)}')
   lines.append('')

@@ -119,6 +119,7 @@ def test_model_params_override_the_config(tmp_path):
     ('learning_rate=-0.001', 'learning_rate must be >= 0'),
     ('warm_start_shrink=1.5', 'warm_start_shrink must be in [0, 1]'),
     ('warm_start_perturb=-0.1', 'warm_start_perturb must be >= 0'),
+    ('train_minutes=-5', 'train_minutes must be >= 0'),
     ('clipnorm=0', 'clipnorm must be > 0'),
 ])
 def test_bad_model_params_are_named(tmp_path, capsys, param, message):

@@ -29,9 +29,11 @@ SOURCE = configs.DEFAULT_SOURCE_DIR
 # steps need BatchNorm's moving statistics to follow faster than Keras' 0.99
 # (ModelConfig.batchnorm_momentum), or the model predicts with statistics
 # still near their initial values (0.25 accuracy instead of 0.74).
-# Warm starts on (off by default), so a retraining run checks that path.
+# Warm starts on (off by default), so a retraining run checks that path;
+# a time budget that holds the epoch, so the summary's budget line does.
 PIPELINE_ARGS = ['--epochs', '1', '--model-param', 'batchnorm_momentum=0.8',
                  '--model-param', 'warm_start_epochs=1',
+                 '--model-param', 'train_minutes=30',
                  '--min-accuracy', '0.3', '--max-accuracy-drop', '1.0']
 TRAINING_NODES = {'Transform', 'Trainer', 'MonitoringReference', 'Evaluator',
                   'Blessing', 'Pusher'}
@@ -110,6 +112,8 @@ def test_first_span_trains_evaluates_and_pushes(home, capsys):
   # for the next span's warm start.
   assert not s.warm_start['warm_started']
   assert 'trained from scratch: no blessed model' in out
+  assert s.time_budget['trained_epochs'] == 1
+  assert 'a 30-minute training budget: 1 of 1 epochs fit' in out
   assert os.path.exists(os.path.join(s.pushed_to, warm_start.CONFIG_FILE))
 
   base = os.path.join(home, 'serving_model')

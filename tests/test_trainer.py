@@ -18,6 +18,7 @@ from tfx.components.util import tfxio_utils
 from tfx.types import artifact_utils
 from tfx.types import standard_artifacts
 
+from models import budget
 from models import features
 from models import model as model_lib
 from models import trainer
@@ -140,6 +141,8 @@ def test_run_fn_trains_and_exports_a_servable_model(transformed, tmp_path,
   with open(tmp_path / 'run' / trainer.HISTORY_FILE) as f:
     history = json.load(f)
   assert len(history['val_sparse_categorical_accuracy']) == SMALL['epochs']
+  # No budget asked, none recorded.
+  assert not os.path.exists(tmp_path / 'run' / budget.RECORD_FILE)
   served = tf.saved_model.load(str(tmp_path / 'serving'))
   out = served.signatures['serving_default'](
       pixels=tf.zeros([3, features.NUM_PIXELS], tf.float32))
@@ -151,6 +154,21 @@ def test_run_fn_trains_and_exports_a_servable_model(transformed, tmp_path,
     fit = json.load(f)
   assert fit['examples'] == 50
   assert fit['nll_after'] <= fit['nll_before'] + 1e-9
+
+
+def test_run_fn_trains_only_the_epochs_its_time_budget_holds(transformed,
+                                                            tmp_path):
+  # A budget far shorter than one epoch: the first epoch is the only one,
+  # the model is still exported, and the run dir says why it stopped.
+  trainer.run_fn(_fn_args(transformed, tmp_path, train_minutes=1e-6))
+  with open(tmp_path / 'run' / trainer.HISTORY_FILE) as f:
+    assert len(json.load(f)['loss']) == 1
+  with open(tmp_path / 'run' / budget.RECORD_FILE) as f:
+    record = json.load(f)
+  assert record['trained_epochs'] == 1 and record['configured_epochs'] == 2
+  assert record['reason'].startswith('a 1e-06-minute training budget: 1 of 2 '
+                                     'epochs fit')
+  assert os.path.isdir(tmp_path / 'serving' / 'variables')
 
 
 def test_run_fn_without_temperature_scaling_fits_none(transformed, tmp_path):
