@@ -186,8 +186,9 @@ class ModelConfig:
   temperature_scaling: bool = True
   # Training loop. 28 epochs, not 21: +0.09 points of flip x shift TTA
   # accuracy on `eval` over four seeds (up in three) for 1.33x the training
-  # time, which the 20-minute budget on a 2-core AVX2 machine still holds by
-  # estimate (README "The model" and "Results").
+  # time (README "The model"). Chosen when the 20 minutes on a 2-core AVX2
+  # machine seemed to hold them by estimate; measured there they take
+  # 27.6-32.4 minutes (README "Results"), hence `train_minutes`.
   epochs: int = 28
   # A wall-clock budget for the Trainer's fit, in minutes (0: none): the
   # run trains as many of `epochs` as fit, measured as it goes, with the
