@@ -159,8 +159,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
       + tracking.callbacks(fn_args.custom_config, cfg, val))
   _write_json(fn_args.model_run_dir, warm_start.RECORD_FILE, start.record())
   if budget is not None:
-    logging.info('%s', budget.record()['reason'])
-    _write_json(fn_args.model_run_dir, budget_lib.RECORD_FILE, budget.record())
+    record = budget.record()
+    logging.info('%s', record['reason'])
+    _write_json(fn_args.model_run_dir, budget_lib.RECORD_FILE, record)
   # Per-epoch curves for the report (TensorBoard has them too).
   _write_json(fn_args.model_run_dir, HISTORY_FILE,
               {k: [float(v) for v in vs] for k, vs in history.history.items()})
