@@ -194,8 +194,8 @@ class ModelConfig:
   # run trains as many of `epochs` as fit, measured as it goes, with the
   # cosine schedule annealed over those (models/budget.py). Off by default,
   # so a run's epochs do not depend on the machine's speed. 17 on the 2-core
-  # AVX2 machine held 14 of the 28 epochs: whole runs of 18.4-20.1 minutes,
-  # test 0.9422-0.9455 (three runs), short of issue 10's 94.5 % milestone
+  # AVX2 machine held 13-14 of the 28 epochs: whole runs of 18.4-20.1
+  # minutes, test 0.9422-0.9455 (four runs), short of issue 10's 94.5 % milestone
   # on average, so `make run` trains the whole schedule unless asked
   # (`make run TRAIN_MINUTES=17`; README "A time budget").
   train_minutes: float = 0.0
