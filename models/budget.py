@@ -21,7 +21,7 @@ epoch are the same whatever the plan.
 """
 
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import tf_keras as keras
 
@@ -60,9 +60,9 @@ class TimeBudget(keras.callbacks.Callback):
     self.durations.append(now - self._epoch_start)
     done = epoch + 1
     left = self.minutes * 60 - (now - self._start)
-    steady = self.durations[1:]
-    if steady:
-      fits = done + int(left // (sum(steady) / len(steady)))
+    steady = self._steady_seconds()
+    if steady is not None:
+      fits = done + int(left // steady)
     else:
       # After the first epoch only stop if even it, tracing and all, would
       # not fit again; its length overstates the others'.
@@ -71,11 +71,18 @@ class TimeBudget(keras.callbacks.Callback):
     if done >= self.planned_epochs:
       self.model.stop_training = True
 
+  def _steady_seconds(self) -> Optional[float]:
+    """The mean length of the epochs after the first, None before there
+    is one."""
+    steady = self.durations[1:]
+    return sum(steady) / len(steady) if steady else None
+
   def record(self) -> Dict[str, Any]:
     """What the run summary and report say about the budget."""
     trained = len(self.durations)
-    steady = self.durations[1:] or self.durations
-    per_epoch = sum(steady) / len(steady) if steady else 0.0
+    per_epoch = self._steady_seconds()
+    if per_epoch is None:
+      per_epoch = self.durations[0] if self.durations else 0.0
     how = f'{trained} of {self.configured_epochs} epochs fit'
     if trained >= self.configured_epochs:
       how += ', the whole schedule'
