@@ -1,11 +1,12 @@
 """Every candidate recipe of a search against the default, seed by seed.
 
   .venv/bin/python benchmarks/recipe_search.py [--files GLOB] [--output JSON]
+      [--baseline-param epochs=14] [--min-gain 0.10]
 
 Reads benchmarks/recipes.py's results files (one run each), groups the runs
 by everything but the seed (the model config, epochs, training images, mixup,
-clean final epochs, pruning, cropped epochs), takes the group whose config is today's `ModelConfig()`
-as the baseline, and compares every other group with it seed by seed: the
+clean final epochs, pruning, cropped epochs, distillation), takes the group whose config is today's `ModelConfig()`
+(with --baseline-param's overrides: a search at another schedule) as the baseline, and compares every other group with it seed by seed: the
 change in `eval` accuracy plain, with flip TTA and with the served 10 views.
 A candidate becomes the default only by the rule fixed before the search:
 at least +0.05 points on average with the served views over four seeds, up
@@ -32,7 +33,7 @@ import collections
 import glob
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import matplotlib
 matplotlib.use('Agg')  # files only, no display
@@ -42,6 +43,7 @@ import numpy as np
 from scipy import stats
 
 import onednn  # benchmarks/onednn.py
+from fmnist import options
 from models import config
 from models import features
 from models import model as model_lib
@@ -71,6 +73,8 @@ BUDGET_COMPUTE = 1.2
 # network ~0.6-0.7x the default's time at its accuracy; 0.8 leaves room for
 # FLOPs that run less efficiently than the default's.
 CHEAPER_COMPUTE = 0.8
+# The views a distilled run's teacher answers for (what it serves).
+DISTILL_VIEWS = 10
 
 
 def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
@@ -97,6 +101,10 @@ def _run_settings(path: str) -> Tuple[Dict, int, Dict[str, float]]:
   settings['prune_keep'] = result.get('prune_keep', 1.0)
   settings['crop_epochs'] = result.get('crop_epochs', 0)
   settings['crop_size'] = result.get('crop_size')
+  # A distilled run (recipes.py --distill-from): its teacher and share.
+  teacher = result.get('distill_from')
+  settings['distill_from'] = os.path.basename(teacher) if teacher else None
+  settings['distill_weight'] = result.get('distill_weight')
   return settings, seed, run['val_accuracy_tta']
 
 
@@ -108,9 +116,14 @@ def image_epochs(settings: Dict) -> float:
   """Images trained on, summed over the epochs. A pruned run (recipes.py
   --prune-after K --prune-keep F) trains K epochs on every image, scores
   them all once (a forward pass: about a third of a training pass) and
-  trains the remaining epochs on the kept share."""
+  trains the remaining epochs on the kept share. A distilled run adds its
+  teacher's 10 served views of every image, once (the teacher's own
+  training is not counted: a retraining run's teacher is the model
+  already served)."""
   n, epochs = settings['train_images'], settings['epochs']
   after = settings.get('prune_after', 0)
+  if settings.get('distill_from'):
+    return n * (epochs + DISTILL_VIEWS / 3)
   if not after:
     return float(n * epochs)
   return n * (after + 1 / 3) + n * settings['prune_keep'] * (epochs - after)
@@ -144,16 +157,19 @@ def training_flops(settings: Dict) -> float:
       small * crop_epochs + flops * (settings['epochs'] - crop_epochs))
 
 
-def verdict(gains: List[float], compute: float = 1.0) -> str:
+def verdict(gains: List[float], compute: float = 1.0,
+            min_gain: float = MIN_MEAN_GAIN) -> str:
   """The rule on one candidate's per-seed gains (points, served views) at
   `compute` times the default's training compute: 'meets the rule', 'fails
   the rule', or, while seeds are missing and the rule can still be met,
   'open' with the gain each missing seed would need; above BUDGET_COMPUTE,
   'over the budget' first (never a default), the accuracy verdict after; at
-  most CHEAPER_COMPUTE, 'cheaper' and the tie rule (_cheaper_verdict)."""
+  most CHEAPER_COMPUTE, 'cheaper' and the tie rule (_cheaper_verdict).
+  `min_gain`: the mean gain the rule asks (a search may fix a stricter one
+  before it starts)."""
   if cheaper(compute):
     return _cheaper_verdict(gains, compute)
-  by_accuracy = _accuracy_verdict(gains)
+  by_accuracy = _accuracy_verdict(gains, min_gain)
   if over_budget(compute):
     return (f'over the budget ({compute:.2f}x the training compute); by '
             f'accuracy alone: {by_accuracy}')
@@ -177,39 +193,49 @@ def _cheaper_verdict(gains: List[float], compute: float) -> str:
     tied = np.mean(gains) >= -MIN_MEAN_GAIN
     return prefix + ('meets the rule' if tied else 'fails the rule')
   needed = (-MIN_MEAN_GAIN * SEEDS_NEEDED - sum(gains)) / missing
-  return prefix + f'open: needs {needed:+.2f} on each missing seed'
+  return prefix + f'open: needs {_points(needed)} on each missing seed'
 
 
-def _accuracy_verdict(gains: List[float]) -> str:
+def _points(value: float) -> str:
+  """+0.15, and +0.00 rather than -0.00 for a value that rounds to 0."""
+  return f'{round(value, 2) + 0.0:+.2f}'
+
+
+def _accuracy_verdict(gains: List[float], min_gain: float) -> str:
   ups = sum(g > 0 for g in gains)
   missing = SEEDS_NEEDED - len(gains)
   if missing <= 0:
-    met = np.mean(gains) >= MIN_MEAN_GAIN and ups >= UPS_NEEDED
+    met = np.mean(gains) >= min_gain and ups >= UPS_NEEDED
     return 'meets the rule' if met else 'fails the rule'
   if ups + missing < UPS_NEEDED:
     return 'fails the rule'
-  needed = (MIN_MEAN_GAIN * SEEDS_NEEDED - sum(gains)) / missing
-  return f'open: needs {needed:+.2f} on each missing seed'
+  needed = (min_gain * SEEDS_NEEDED - sum(gains)) / missing
+  return f'open: needs {_points(needed)} on each missing seed'
 
 
-def compare(paths: List[str]) -> Dict:
-  """Per-seed gains of every candidate over the default's runs."""
+def compare(paths: List[str], baseline: Optional[Dict] = None,
+            min_gain: float = MIN_MEAN_GAIN) -> Dict:
+  """Per-seed gains of every candidate over the default's runs; `baseline`
+  overrides the default's knobs (e.g. {'epochs': 14}: the default at
+  another schedule)."""
   groups = collections.defaultdict(dict)  # settings as JSON -> seed -> runs
   for path in sorted(paths):
     settings, seed, accuracies = _run_settings(path)
     groups[_key(settings)][seed] = accuracies
   settings_of = {key: json.loads(key) for key in groups}
-  default = ModelConfig().to_dict()
+  default = {**ModelConfig().to_dict(), **(baseline or {})}
   default.pop('seed')
   # The default trained as the Trainer trains it: no recipes.py prototype
   # (mixup, clean final epochs, pruning, crops) on top.
   default.update(mixup_alpha=0.0, clean_final_epochs=0, prune_after=0,
-                 prune_keep=1.0, crop_epochs=0, crop_size=None)
+                 prune_keep=1.0, crop_epochs=0, crop_size=None,
+                 distill_from=None, distill_weight=None)
   baselines = [k for k, s in settings_of.items()
                if {n: s[n] for n in default} == default]
   if not baselines:
-    raise ValueError('no run of the default ModelConfig() among the files: '
-                     'nothing to compare with')
+    raise ValueError(f'no run of the default ModelConfig() '
+                     f'{"with " + json.dumps(baseline) + " " if baseline else ""}'
+                     'among the files: nothing to compare with')
   # The most-seeded default wins if it ran with several training sets.
   baseline_key = max(baselines, key=lambda k: len(groups[k]))
   base_settings, base = settings_of[baseline_key], groups[baseline_key]
@@ -238,16 +264,22 @@ def compare(paths: List[str]) -> Dict:
             [base[s][SERVED] for s in seeds]).pvalue)
                        if len(seeds) >= 3 else None),
         'relative_compute': compute,
-        'verdict': verdict(served, compute),
+        'verdict': verdict(served, compute, min_gain),
     })
   candidates.sort(key=lambda c: c['mean_gain_points'][SERVED])
-  return {'baseline': {'seeds': sorted(base),
+  return {'baseline': {'seeds': sorted(base), 'overrides': baseline or {},
                        SERVED: {s: base[s][SERVED] for s in sorted(base)}},
-          'rule': {'min_mean_gain_points': MIN_MEAN_GAIN,
+          'rule': {'min_mean_gain_points': min_gain,
                    'seeds': SEEDS_NEEDED, 'up_in_at_least': UPS_NEEDED,
                    'cheaper_at_most_compute': CHEAPER_COMPUTE,
                    'cheaper_min_mean_gain_points': -MIN_MEAN_GAIN},
           'candidates': candidates}
+
+
+def _overrides(result: Dict) -> str:
+  """' (epochs=14)' for a search against the default at other settings."""
+  overrides = result['baseline'].get('overrides')
+  return f' ({_label(overrides)})' if overrides else ''
 
 
 def _label(changed: Dict) -> str:
@@ -274,12 +306,13 @@ def plot(result: Dict, path: str) -> None:
   """One row per candidate: a dot per seed, a bar for the mean (served
   views), the rule's line and a single run's standard error shaded."""
   candidates = result['candidates']
+  min_gain = result['rule']['min_mean_gain_points']
   fig, ax = plt.subplots(figsize=(9, 0.6 * len(candidates) + 2))
   ax.axvspan(-ONE_RUN_SE, ONE_RUN_SE, color='0.92',
              label='± one run\'s standard error')
   ax.axvline(0, color='0.4', lw=1)
-  ax.axvline(MIN_MEAN_GAIN, color='tab:green', ls='--', lw=1,
-             label=f'rule: mean ≥ +{MIN_MEAN_GAIN}, up in '
+  ax.axvline(min_gain, color='tab:green', ls='--', lw=1,
+             label=f'rule: mean ≥ +{min_gain:g}, up in '
                    f'{UPS_NEEDED} of {SEEDS_NEEDED} seeds')
   ax.axvline(-MIN_MEAN_GAIN, color='tab:purple', ls=':', lw=1,
              label=f'cheaper (≤ {CHEAPER_COMPUTE}x compute): mean ≥ '
@@ -295,7 +328,8 @@ def plot(result: Dict, path: str) -> None:
                       for c in candidates], fontsize=7)
   ax.set_xlabel('change in eval accuracy, served 10-view TTA\n(points; '
                 'dots: seeds, bars: means)', fontsize=9)
-  ax.set_title('Candidates against the default, seed by seed', fontsize=10)
+  ax.set_title('Candidates against the default'
+               f'{_overrides(result)}, seed by seed', fontsize=10)
   handles, _ = ax.get_legend_handles_labels()
   handles.append(matplotlib.patches.Patch(
       color='tab:orange', alpha=0.35,
@@ -304,7 +338,7 @@ def plot(result: Dict, path: str) -> None:
   handles.append(matplotlib.patches.Patch(
       color='tab:purple', alpha=0.35,
       label=f'cheaper: ≤ {CHEAPER_COMPUTE}x, judged as a tie'))
-  ax.legend(handles=handles, loc='upper left', fontsize=7)  # empty corner
+  ax.legend(handles=handles, loc='best', fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -314,6 +348,7 @@ def plot_cost(result: Dict, path: str) -> None:
   """Each candidate's mean change (served views; the bar spans its seeds)
   against its training compute relative to the default's: where a cheaper
   network would have to sit to buy issue 10's minutes."""
+  min_gain = result['rule']['min_mean_gain_points']
   fig, ax = plt.subplots(figsize=(9, 5.5))
   right = 1.1 * max([BUDGET_COMPUTE] + [c['relative_compute']
                                         for c in result['candidates']])
@@ -323,8 +358,8 @@ def plot_cost(result: Dict, path: str) -> None:
              label=f'over the budget (> {BUDGET_COMPUTE}x)')
   ax.axhspan(-ONE_RUN_SE, ONE_RUN_SE, color='0.92', zorder=0,
              label='± one run\'s standard error')
-  ax.axhline(MIN_MEAN_GAIN, color='tab:green', ls='--', lw=1,
-             label=f'rule: mean ≥ +{MIN_MEAN_GAIN}, up in {UPS_NEEDED} of '
+  ax.axhline(min_gain, color='tab:green', ls='--', lw=1,
+             label=f'rule: mean ≥ +{min_gain:g}, up in {UPS_NEEDED} of '
                    f'{SEEDS_NEEDED} seeds')
   ax.axhline(-MIN_MEAN_GAIN, color='tab:purple', ls=':', lw=1)
   ax.scatter([1.0], [0.0], marker='*', s=160, color='k', zorder=4,
@@ -342,7 +377,7 @@ def plot_cost(result: Dict, path: str) -> None:
                 '× images, summed over epochs)', fontsize=9)
   ax.set_ylabel('change in eval accuracy,\nserved 10-view TTA (points)',
                 fontsize=9)
-  ax.set_title('Accuracy against cost: every candidate of the search '
+  ax.set_title(f"Accuracy against cost: every candidate of the search{_overrides(result)} "
                '(bars span its seeds)', fontsize=10)
   ax.legend(loc='lower right', fontsize=7)
   fig.tight_layout()
@@ -357,12 +392,22 @@ def main(argv=None) -> int:
                  help='glob of benchmarks/recipes.py results files')
   p.add_argument('--output', default=os.path.join(RESULTS,
                                                   'recipe_search.json'))
+  p.add_argument('--baseline-param', action='append', default=[],
+                 help='KEY=JSON: the baseline is the default with this knob '
+                      'changed (e.g. epochs=14: a search at that schedule)')
+  p.add_argument('--min-gain', type=float, default=MIN_MEAN_GAIN,
+                 help='the mean gain (points, served views) the rule asks '
+                      'over four seeds; fix it before the search')
   args = p.parse_args(argv)
+  try:
+    baseline = options.model_overrides(args.baseline_param)
+  except options.UsageError as e:
+    p.error(str(e))
   paths = glob.glob(args.files)
   if not paths:
     p.error(f'no results files match {args.files}')
   try:
-    result = compare(paths)
+    result = compare(paths, baseline, args.min_gain)
   except ValueError as e:
     p.error(str(e))
   for c in result['candidates']:

@@ -124,6 +124,31 @@ def tta_accuracies(model, x: np.ndarray, y: np.ndarray) -> dict:
           'flip_shift_diagonal_tta': accuracy(list(views))}
 
 
+def served_probabilities(model, x: np.ndarray) -> np.ndarray:
+  """The mean of the model's probabilities over the 10 views the exported
+  signatures serve (the image and its mirror image, each also moved one
+  pixel up, down, left, right), without the temperature."""
+  from models import signatures  # pylint: disable=g-import-not-at-top
+  return np.mean([model.predict(_shifted(x, dy, dx, flip), batch_size=512,
+                                verbose=0)
+                  for flip in (False, True)
+                  for dy, dx in ((0, 0),) + signatures.SHIFTS], axis=0)
+
+
+def distillation_targets(teacher_probabilities: np.ndarray, y: np.ndarray,
+                         weight: float, label_smoothing: float) -> np.ndarray:
+  """Soft training targets (a prototype for `--distill-from`): `weight` of
+  the teacher's served probabilities of each (un-augmented) training image
+  and the rest the label, smoothed as the default smooths it. Shifts and
+  flips keep an image's class, so the targets stay right for the augmented
+  images the student sees."""
+  one_hot = np.eye(features.NUM_CLASSES, dtype=np.float32)[y]
+  smoothed = one_hot * (1 - label_smoothing) + (
+      label_smoothing / features.NUM_CLASSES)
+  return (weight * teacher_probabilities + (1 - weight) * smoothed).astype(
+      np.float32)
+
+
 def mixup_dataset(x: np.ndarray, y: np.ndarray, batch_size: int,
                   alpha: float, seed: int):
   """Shuffled batches mixed as in mixup (Zhang et al. 2018): one weight
@@ -269,6 +294,16 @@ def main(argv=None) -> int:
                       '0 is off)')
   p.add_argument('--crop-size', type=int, default=24,
                  help='side of the crops of --crop-epochs')
+  p.add_argument('--save-weights', default=None,
+                 help='save the (last) trained model\'s weights here '
+                      '(.weights.h5), e.g. as a --distill-from teacher')
+  p.add_argument('--distill-from', default=None,
+                 help='a teacher\'s .weights.h5 (the default architecture, '
+                      'with the common --model-param); train on its served '
+                      'probabilities mixed with the labels (a prototype '
+                      'measured on eval)')
+  p.add_argument('--distill-weight', type=float, default=0.5,
+                 help='the teacher\'s share of the training targets')
   p.add_argument('--output', default=os.path.join(
       os.path.dirname(os.path.abspath(__file__)), 'results', 'recipes.json'))
   args = p.parse_args(argv)
@@ -293,6 +328,11 @@ def main(argv=None) -> int:
   if args.crop_epochs and (args.mixup or args.clean_final_epochs
                            or args.prune_after):
     p.error('--crop-epochs combines with no other training prototype')
+  if not 0 < args.distill_weight <= 1:
+    p.error(f'--distill-weight must be in (0, 1], got {args.distill_weight}')
+  if args.distill_from and (args.mixup or args.clean_final_epochs
+                            or args.prune_after or args.crop_epochs):
+    p.error('--distill-from combines with no other training prototype')
   import tf_keras as keras  # pylint: disable=g-import-not-at-top
   from models import model as model_lib  # pylint: disable=g-import-not-at-top
   try:
@@ -313,7 +353,21 @@ def main(argv=None) -> int:
              'prune_after': args.prune_after, 'prune_keep': args.prune_keep,
              'crop_epochs': args.crop_epochs,
              'crop_size': args.crop_size if args.crop_epochs else None,
+             'distill_from': args.distill_from,
+             'distill_weight': args.distill_weight if args.distill_from
+                               else None,
              'recipes': {}}
+  teacher_probabilities = None
+  if args.distill_from:
+    teacher = model_lib.build_model(ModelConfig.from_dict(
+        {**ModelConfig().to_dict(), **common}))
+    teacher.load_weights(args.distill_from)
+    teacher_probabilities = served_probabilities(teacher, x)
+    results['teacher_eval'] = tta_accuracies(teacher, xv, yv)
+    print(f'teacher {args.distill_from}: train accuracy (10 views) '
+          f'{np.mean(teacher_probabilities.argmax(1) == y):.4f}, eval '
+          f'{results["teacher_eval"]}', flush=True)
+    del teacher
   for name, params in RECIPES.items():
     if args.only and args.only not in name or (
         args.only in RECIPES and args.only != name):
@@ -324,7 +378,17 @@ def main(argv=None) -> int:
     model = model_lib.build_model(cfg)
     callbacks = fit_callbacks(cfg)
     start = time.perf_counter()
-    if args.mixup:
+    if teacher_probabilities is not None:
+      model.compile(optimizer=model.optimizer,
+                    loss='categorical_crossentropy', metrics=['accuracy'])
+      history = model.fit(
+          x, distillation_targets(teacher_probabilities, y,
+                                  args.distill_weight, cfg.label_smoothing),
+          validation_data=(xv, np.eye(features.NUM_CLASSES)[yv]),
+          epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks,
+          verbose=2)
+      val = history.history['val_accuracy']
+    elif args.mixup:
       # Soft labels: the same optimizer, categorical loss and accuracy.
       model.compile(optimizer=model.optimizer,
                     loss='categorical_crossentropy', metrics=['accuracy'])
@@ -408,6 +472,8 @@ def main(argv=None) -> int:
           f'{tta["flip_shift_tta"]:.4f}, with diagonals '
           f'{tta["flip_shift_diagonal_tta"]:.4f}; {seconds / cfg.epochs:.0f} s/epoch',
           flush=True)
+    if args.save_weights:
+      model.save_weights(args.save_weights)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, 'w') as f:
       json.dump(results, f, indent=1)

@@ -19,15 +19,17 @@ _spec.loader.exec_module(recipe_search)
 
 
 def _write_run(directory, name, served, seed, clean_final_epochs=0,
-               train_images=54000, prune=(0, 1.0), crop=(0, None), **changes):
+               train_images=54000, prune=(0, 1.0), crop=(0, None),
+               distill=(None, None), **changes):
   """A results file as benchmarks/recipes.py --only writes it; `prune` is
   its (--prune-after, --prune-keep), `crop` its (--crop-epochs,
-  --crop-size)."""
+  --crop-size), `distill` its (--distill-from, --distill-weight)."""
   config = dict(ModelConfig().to_dict(), seed=seed, **changes)
   result = {'epochs': config['epochs'], 'train_images': train_images,
             'mixup_alpha': 0.0, 'clean_final_epochs': clean_final_epochs,
             'prune_after': prune[0], 'prune_keep': prune[1],
             'crop_epochs': crop[0], 'crop_size': crop[1],
+            'distill_from': distill[0], 'distill_weight': distill[1],
             'recipes': {'default': {'config': config, 'val_accuracy_tta': {
                 'plain': served - 0.005, 'flip_tta': served - 0.002,
                 'flip_shift_tta': served}}}}
@@ -115,6 +117,53 @@ def test_without_a_run_of_the_default_it_says_so(tmp_path):
   paths = [_write_run(tmp_path, 'wd', 0.95, 42, weight_decay=0.05)]
   with pytest.raises(ValueError, match='no run of the default'):
     recipe_search.compare(paths)
+
+
+def test_a_search_at_another_schedule_pairs_with_the_default_there(tmp_path):
+  """--baseline-param epochs=14: the candidates run at 14 epochs are
+  compared with the default at 14, not at its own 28 (which becomes one
+  more candidate, `epochs` changed); a distilled run is a candidate on the
+  default's config, costs its teacher's 10 views of every image once (10
+  forward passes, ~10/3 of a training epoch) and is held to the rule fixed
+  for the search (here +0.10), not the standard +0.05."""
+  paths = [_write_run(tmp_path, 'default28', 0.955, seed)
+           for seed in (42, 7, 1, 2)]
+  paths += [_write_run(tmp_path, 'default14', served, seed, epochs=14)
+            for seed, served in ((42, 0.949), (7, 0.944), (1, 0.946),
+                                 (2, 0.947))]
+  paths += [_write_run(tmp_path, 'dd0', served, seed, epochs=14,
+                       dense_dropout=0.0)
+            for seed, served in ((42, 0.9498), (7, 0.9478), (1, 0.9462),
+                                 (2, 0.9465))]
+  paths += [_write_run(tmp_path, 'kd', served, seed, epochs=14,
+                       distill=('/tmp/teacher.weights.h5', 0.5))
+            for seed, served in ((42, 0.949), (7, 0.946))]
+  result = recipe_search.compare(paths, {'epochs': 14}, min_gain=0.10)
+  assert result['baseline'] == {
+      'seeds': [1, 2, 7, 42], 'overrides': {'epochs': 14},
+      'flip_shift_tta': {1: 0.946, 2: 0.947, 7: 0.944, 42: 0.949}}
+  by_change = {recipe_search._label(c['changed']): c
+               for c in result['candidates']}
+  assert set(by_change) == {'epochs=28', 'dense_dropout=0.0',
+                            'distill_from=teacher.weights.h5, '
+                            'distill_weight=0.5'}
+  dropout = by_change['dense_dropout=0.0']
+  assert dropout['gain_points']['flip_shift_tta'] == pytest.approx(
+      [0.02, -0.05, 0.38, 0.08])  # seeds 1, 2, 7, 42
+  # Mean +0.11 and up in three: meets +0.10, would fail a stricter rule.
+  assert dropout['verdict'] == 'meets the rule'
+  stricter = recipe_search.compare(paths, {'epochs': 14}, min_gain=0.15)
+  assert [c['verdict'] for c in stricter['candidates']
+          if c['changed'] == {'dense_dropout': 0.0}] == ['fails the rule']
+  # The teacher's views take it over the 1.2x a candidate may cost.
+  kd = by_change['distill_from=teacher.weights.h5, distill_weight=0.5']
+  assert kd['relative_compute'] == pytest.approx((14 + 10 / 3) / 14)
+  assert kd['verdict'] == (
+      'over the budget (1.24x the training compute); by accuracy alone: '
+      'open: needs +0.10 on each missing seed')
+  assert by_change['epochs=28']['relative_compute'] == pytest.approx(2.0)
+  with pytest.raises(ValueError, match='with {"epochs": 21}'):
+    recipe_search.compare(paths, {'epochs': 21})
 
 
 def test_a_candidate_over_the_budget_never_meets_the_rule(tmp_path):
