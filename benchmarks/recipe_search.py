@@ -307,7 +307,7 @@ def plot(result: Dict, path: str) -> None:
   views), the rule's line and a single run's standard error shaded."""
   candidates = result['candidates']
   min_gain = result['rule']['min_mean_gain_points']
-  fig, ax = plt.subplots(figsize=(9, 0.6 * len(candidates) + 2))
+  fig, ax = plt.subplots(figsize=(12, 0.6 * len(candidates) + 2))
   ax.axvspan(-ONE_RUN_SE, ONE_RUN_SE, color='0.92',
              label='± one run\'s standard error')
   ax.axvline(0, color='0.4', lw=1)
@@ -338,9 +338,11 @@ def plot(result: Dict, path: str) -> None:
   handles.append(matplotlib.patches.Patch(
       color='tab:purple', alpha=0.35,
       label=f'cheaper: ≤ {CHEAPER_COMPUTE}x, judged as a tie'))
-  ax.legend(handles=handles, loc='best', fontsize=7)
+  # Beside the axes: a search's dots may sit anywhere on them.
+  ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.01, 1),
+            fontsize=7)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  fig.savefig(path, dpi=120, bbox_inches='tight')
   plt.close(fig)
 
 
