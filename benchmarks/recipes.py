@@ -124,17 +124,6 @@ def tta_accuracies(model, x: np.ndarray, y: np.ndarray) -> dict:
           'flip_shift_diagonal_tta': accuracy(list(views))}
 
 
-def served_probabilities(model, x: np.ndarray) -> np.ndarray:
-  """The mean of the model's probabilities over the 10 views the exported
-  signatures serve (the image and its mirror image, each also moved one
-  pixel up, down, left, right), without the temperature."""
-  from models import signatures  # pylint: disable=g-import-not-at-top
-  return np.mean([model.predict(_shifted(x, dy, dx, flip), batch_size=512,
-                                verbose=0)
-                  for flip in (False, True)
-                  for dy, dx in ((0, 0),) + signatures.SHIFTS], axis=0)
-
-
 def distillation_targets(teacher_probabilities: np.ndarray, y: np.ndarray,
                          weight: float, label_smoothing: float) -> np.ndarray:
   """Soft training targets (a prototype for `--distill-from`): `weight` of
@@ -359,10 +348,13 @@ def main(argv=None) -> int:
              'recipes': {}}
   teacher_probabilities = None
   if args.distill_from:
-    teacher = model_lib.build_model(ModelConfig.from_dict(
-        {**ModelConfig().to_dict(), **common}))
+    # The Trainer's own served views (TTA mean, before the temperature).
+    from models import trainer  # pylint: disable=g-import-not-at-top
+    teacher_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **common})
+    teacher = model_lib.build_model(teacher_cfg)
     teacher.load_weights(args.distill_from)
-    teacher_probabilities = served_probabilities(teacher, x)
+    teacher_probabilities = trainer.served_probabilities(teacher, x,
+                                                         teacher_cfg)
     results['teacher_eval'] = tta_accuracies(teacher, xv, yv)
     print(f'teacher {args.distill_from}: train accuracy (10 views) '
           f'{np.mean(teacher_probabilities.argmax(1) == y):.4f}, eval '
