@@ -5,9 +5,11 @@
 
 Reads benchmarks/recipes.py's results files (one run each), groups the runs
 by everything but the seed (the model config, epochs, training images, mixup,
-clean final epochs, pruning, cropped epochs, distillation), takes the group whose config is today's `ModelConfig()`
-(with --baseline-param's overrides: a search at another schedule) as the baseline, and compares every other group with it seed by seed: the
-change in `eval` accuracy plain, with flip TTA and with the served 10 views.
+clean final epochs, pruning, cropped epochs, distillation), takes the group
+whose config is today's `ModelConfig()` (with --baseline-param's overrides:
+a search at another schedule) as the baseline, and compares every other
+group with it seed by seed: the change in `eval` accuracy plain, with flip
+TTA and with the served 10 views.
 A candidate becomes the default only by the rule fixed before the search:
 at least +0.05 points on average with the served views over four seeds, up
 in at least three of them, within the budget's training compute. Ties are
@@ -226,16 +228,16 @@ def compare(paths: List[str], baseline: Optional[Dict] = None,
   default = {**ModelConfig().to_dict(), **(baseline or {})}
   default.pop('seed')
   # The default trained as the Trainer trains it: no recipes.py prototype
-  # (mixup, clean final epochs, pruning, crops) on top.
+  # (mixup, clean final epochs, pruning, crops, distillation) on top.
   default.update(mixup_alpha=0.0, clean_final_epochs=0, prune_after=0,
                  prune_keep=1.0, crop_epochs=0, crop_size=None,
                  distill_from=None, distill_weight=None)
   baselines = [k for k, s in settings_of.items()
                if {n: s[n] for n in default} == default]
   if not baselines:
-    raise ValueError(f'no run of the default ModelConfig() '
-                     f'{"with " + json.dumps(baseline) + " " if baseline else ""}'
-                     'among the files: nothing to compare with')
+    changed = f'with {json.dumps(baseline)} ' if baseline else ''
+    raise ValueError(f'no run of the default ModelConfig() {changed}among '
+                     'the files: nothing to compare with')
   # The most-seeded default wins if it ran with several training sets.
   baseline_key = max(baselines, key=lambda k: len(groups[k]))
   base_settings, base = settings_of[baseline_key], groups[baseline_key]
@@ -379,8 +381,8 @@ def plot_cost(result: Dict, path: str) -> None:
                 '× images, summed over epochs)', fontsize=9)
   ax.set_ylabel('change in eval accuracy,\nserved 10-view TTA (points)',
                 fontsize=9)
-  ax.set_title(f"Accuracy against cost: every candidate of the search{_overrides(result)} "
-               '(bars span its seeds)', fontsize=10)
+  ax.set_title('Accuracy against cost: every candidate of the search'
+               f'{_overrides(result)} (bars span its seeds)', fontsize=10)
   ax.legend(loc='lower right', fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
