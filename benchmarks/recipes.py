@@ -370,23 +370,20 @@ def main(argv=None) -> int:
     model = model_lib.build_model(cfg)
     callbacks = fit_callbacks(cfg)
     start = time.perf_counter()
-    if teacher_probabilities is not None:
-      model.compile(optimizer=model.optimizer,
-                    loss='categorical_crossentropy', metrics=['accuracy'])
-      history = model.fit(
-          x, distillation_targets(teacher_probabilities, y,
-                                  args.distill_weight, cfg.label_smoothing),
-          validation_data=(xv, np.eye(features.NUM_CLASSES)[yv]),
-          epochs=cfg.epochs, batch_size=cfg.batch_size, callbacks=callbacks,
-          verbose=2)
-      val = history.history['val_accuracy']
-    elif args.mixup:
+    if args.mixup or teacher_probabilities is not None:
       # Soft labels: the same optimizer, categorical loss and accuracy.
       model.compile(optimizer=model.optimizer,
                     loss='categorical_crossentropy', metrics=['accuracy'])
+      if args.mixup:
+        training = {'x': mixup_dataset(x, y, cfg.batch_size, args.mixup,
+                                       cfg.seed)}
+      else:
+        training = {'x': x, 'batch_size': cfg.batch_size,
+                    'y': distillation_targets(
+                        teacher_probabilities, y, args.distill_weight,
+                        cfg.label_smoothing)}
       history = model.fit(
-          mixup_dataset(x, y, cfg.batch_size, args.mixup, cfg.seed),
-          validation_data=(xv, np.eye(features.NUM_CLASSES)[yv]),
+          **training, validation_data=(xv, np.eye(features.NUM_CLASSES)[yv]),
           epochs=cfg.epochs, callbacks=callbacks, verbose=2)
       val = history.history['val_accuracy']
     elif args.prune_after:
